@@ -1,0 +1,595 @@
+//! `MetaStore` over sqlx's `Any` driver. Statements use `$N` parameters and SQL that both
+//! SQLite and PostgreSQL accept; schema differences live in per-dialect migrations.
+
+use std::path::Path;
+
+use bulwark_oci::{Digest, Reference};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::{
+    MetaError, MetaStore, NewManifest, Page, Referrer, StoredManifest, UploadSession, now_millis,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+}
+
+/// Versioned migrations, applied in order at start; a version is never edited once released.
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema/sqlite/0001_registry.sql"))];
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+pub struct SqlMetaStore {
+    /// Queries that only read.
+    read: AnyPool,
+    /// Writes. For SQLite a single connection, so that writers queue in-process rather than
+    /// contend on the database lock.
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+impl SqlMetaStore {
+    /// Opens (creating if needed) the embedded SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path, readers: u32) -> Result<Self, MetaError> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::open(&url, readers).await
+    }
+
+    /// Opens the database at `url` and applies pending migrations.
+    pub async fn open(url: &str, readers: u32) -> Result<Self, MetaError> {
+        sqlx::any::install_default_drivers();
+        if !url.starts_with("sqlite:") {
+            return Err(MetaError::UnsupportedUrl(url.to_owned()));
+        }
+        let dialect = Dialect::Sqlite;
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                        Ok(())
+                    })
+                })
+        };
+        let write = pool(1).connect(url).await?;
+        let store = SqlMetaStore {
+            read: pool(readers.max(1)).connect(url).await?,
+            write,
+            dialect,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), MetaError> {
+        let migrations = match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS,
+        };
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.write)
+        .await?;
+        for &(version, sql) in migrations {
+            let mut tx = self.begin_write().await?;
+            let applied = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if applied {
+                continue;
+            }
+            tracing::info!(version, "applying metadata migration");
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(now_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, MetaError> {
+        Ok(match self.dialect {
+            // Take the write lock up front: a deferred transaction that later upgrades can
+            // fail with SQLITE_BUSY instead of waiting when another process writes.
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+async fn ensure_repository(tx: &mut Tx, name: &str) -> Result<i64, MetaError> {
+    sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+async fn repository_id(
+    conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    name: &str,
+) -> Result<Option<i64>, MetaError> {
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+fn parse_digest(s: &str) -> Result<Digest, MetaError> {
+    s.parse()
+        .map_err(|_| MetaError::Corrupt(format!("stored digest {s:?} does not parse")))
+}
+
+fn size(v: i64) -> u64 {
+    // Sizes are written from u64 values that fit i64 (the store refuses larger blobs).
+    v.max(0) as u64
+}
+
+fn upload_from_row(row: &AnyRow) -> Result<UploadSession, MetaError> {
+    Ok(UploadSession {
+        id: row.try_get("id")?,
+        repository: row.try_get("repository")?,
+        size: size(row.try_get("size")?),
+        hash_state: row.try_get("hash_state")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn page_args(page: Page<'_>) -> (String, i64) {
+    (page.last.unwrap_or("").to_owned(), i64::from(page.limit))
+}
+
+#[async_trait::async_trait]
+impl MetaStore for SqlMetaStore {
+    async fn repository_exists(&self, repository: &str) -> Result<bool, MetaError> {
+        Ok(repository_id(&self.read, repository).await?.is_some())
+    }
+
+    async fn repository_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb \
+             JOIN repositories r ON r.id = rb.repository_id \
+             JOIN blobs b ON b.digest = rb.digest \
+             WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repository)
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get(0).map(size)).transpose()?)
+    }
+
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
+        let row = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get(0).map(size)).transpose()?)
+    }
+
+    async fn link_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        let now = now_millis();
+        let digest = digest.to_string();
+        let mut tx = self.begin_write().await?;
+        let repo = ensure_repository(&mut tx, repository).await?;
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&digest)
+        .bind(size as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs WHERE digest = $2 \
+             AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repository)
+        .bind(digest.to_string())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_upload(&self, s: &UploadSession) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id)
+        .bind(&s.repository)
+        .bind(s.size as i64)
+        .bind(s.hash_state.clone())
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, MetaError> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(upload_from_row).transpose()
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from_size: u64,
+        to_size: u64,
+        hash_state: &[u8],
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET size = $3, hash_state = $4, updated_at = $5 \
+             WHERE id = $1 AND size = $2",
+        )
+        .bind(id)
+        .bind(from_size as i64)
+        .bind(to_size as i64)
+        .bind(hash_state.to_vec())
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<bool, MetaError> {
+        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), MetaError> {
+        let now = now_millis();
+        let digest = m.digest.to_string();
+        let mut tx = self.begin_write().await?;
+        let repo = ensure_repository(&mut tx, m.repository).await?;
+
+        let mut missing = Vec::new();
+        for &(blob, declared) in &m.blobs {
+            let row = sqlx::query(
+                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+                 WHERE rb.repository_id = $1 AND rb.digest = $2",
+            )
+            .bind(repo)
+            .bind(blob.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None => missing.push(blob.clone()),
+                Some(row) => {
+                    let actual = size(row.try_get(0)?);
+                    if actual != declared {
+                        return Err(MetaError::SizeMismatch {
+                            digest: blob.clone(),
+                            declared,
+                            actual,
+                        });
+                    }
+                }
+            }
+        }
+        for &child in &m.children {
+            let found = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2")
+                .bind(repo)
+                .bind(child.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                missing.push(child.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(MetaError::MissingReferences(missing));
+        }
+
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, \
+             subject_digest, annotations, size, content, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&digest)
+        .bind(m.media_type)
+        .bind(m.artifact_type)
+        .bind(m.subject.map(ToString::to_string))
+        .bind(m.annotations_json.as_deref())
+        .bind(m.content.len() as i64)
+        .bind(m.content)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            let id: i64 = sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                .bind(repo)
+                .bind(&digest)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            for (blob, _) in &m.blobs {
+                sqlx::query(
+                    "INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(blob.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for child in &m.children {
+                sqlx::query(
+                    "INSERT INTO manifest_children (manifest_id, child_digest) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(child.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+
+        if let Some(tag) = m.tag {
+            let current = sqlx::query(
+                "SELECT id, manifest_digest FROM tags \
+                 WHERE repository_id = $1 AND name = $2 AND end_at IS NULL",
+            )
+            .bind(repo)
+            .bind(tag)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let unchanged = match &current {
+                Some(row) => row.try_get::<String, _>(1)? == digest,
+                None => false,
+            };
+            if !unchanged {
+                if let Some(row) = current {
+                    sqlx::query("UPDATE tags SET end_at = $2 WHERE id = $1")
+                        .bind(row.try_get::<i64, _>(0)?)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO tags (repository_id, name, manifest_digest, start_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(repo)
+                .bind(tag)
+                .bind(&digest)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn manifest(
+        &self,
+        repository: &str,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>, MetaError> {
+        let query = match reference {
+            Reference::Digest(d) => sqlx::query(
+                "SELECT m.digest, m.media_type, m.subject_digest, m.content FROM manifests m \
+                 JOIN repositories r ON r.id = m.repository_id \
+                 WHERE r.name = $1 AND m.digest = $2",
+            )
+            .bind(repository)
+            .bind(d.to_string()),
+            Reference::Tag(t) => sqlx::query(
+                "SELECT m.digest, m.media_type, m.subject_digest, m.content FROM tags t \
+                 JOIN repositories r ON r.id = t.repository_id \
+                 JOIN manifests m ON m.repository_id = t.repository_id \
+                    AND m.digest = t.manifest_digest \
+                 WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL",
+            )
+            .bind(repository)
+            .bind(t.as_str()),
+        };
+        let Some(row) = query.fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredManifest {
+            digest: parse_digest(&row.try_get::<String, _>(0)?)?,
+            media_type: row.try_get(1)?,
+            subject: row
+                .try_get::<Option<String>, _>(2)?
+                .as_deref()
+                .map(parse_digest)
+                .transpose()?,
+            content: row.try_get(3)?,
+        }))
+    }
+
+    async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool, MetaError> {
+        let digest = digest.to_string();
+        let mut tx = self.begin_write().await?;
+        let Some(repo) = repository_id(&mut *tx, repository).await? else {
+            return Ok(false);
+        };
+        let Some(row) = sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repo)
+            .bind(&digest)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let id: i64 = row.try_get(0)?;
+        sqlx::query(
+            "UPDATE tags SET end_at = $3 \
+             WHERE repository_id = $1 AND manifest_digest = $2 AND end_at IS NULL",
+        )
+        .bind(repo)
+        .bind(&digest)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        for stmt in [
+            "DELETE FROM manifest_blobs WHERE manifest_id = $1",
+            "DELETE FROM manifest_children WHERE manifest_id = $1",
+            "DELETE FROM manifests WHERE id = $1",
+        ] {
+            sqlx::query(stmt).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE tags SET end_at = $3 WHERE name = $2 AND end_at IS NULL \
+             AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repository)
+        .bind(tag)
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn tags(
+        &self,
+        repository: &str,
+        page: Page<'_>,
+    ) -> Result<Option<Vec<String>>, MetaError> {
+        let Some(repo) = repository_id(&self.read, repository).await? else {
+            return Ok(None);
+        };
+        let (last, limit) = page_args(page);
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repository_id = $1 AND end_at IS NULL AND name > $2 \
+             ORDER BY name LIMIT $3",
+        )
+        .bind(repo)
+        .bind(last)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(
+            rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?,
+        ))
+    }
+
+    async fn repositories(&self, page: Page<'_>) -> Result<Vec<String>, MetaError> {
+        let (last, limit) = page_args(page);
+        let rows = sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(last)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    async fn referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
+             FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+             WHERE r.name = $1 AND m.subject_digest = $2 \
+               AND ($3 IS NULL OR m.artifact_type = $3) \
+             ORDER BY m.id",
+        )
+        .bind(repository)
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Referrer {
+                    digest: parse_digest(&r.try_get::<String, _>(0)?)?,
+                    media_type: r.try_get(1)?,
+                    size: size(r.try_get(2)?),
+                    artifact_type: r.try_get(3)?,
+                    annotations_json: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}
