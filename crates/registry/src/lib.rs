@@ -1,0 +1,87 @@
+//! The registry's domain services: the rules of the OCI distribution spec over the metadata
+//! and blob stores. Knows no HTTP, no SQL, no paths.
+
+mod body;
+mod error;
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulwark_meta::MetaStore;
+use bulwark_oci::{OciError, RepoName};
+use bulwark_storage::BlobStore;
+
+pub use bulwark_storage::ByteStream;
+pub use error::RegistryError;
+pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
+pub use uploads::{BlobRead, ByteRange, MountOutcome, UploadState};
+
+/// Input limits; each has a configuration key in the binary.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest manifest accepted (bytes).
+    pub max_manifest_bytes: usize,
+    /// Longest repository name (bytes).
+    pub max_name_len: usize,
+    /// Largest blob accepted (bytes).
+    pub max_blob_bytes: u64,
+    /// Upload sessions untouched for this long are purged.
+    pub upload_ttl: Duration,
+    /// Largest page of tags or repositories in one response.
+    pub max_page: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_name_len: 255,
+            max_blob_bytes: 64 * 1024 * 1024 * 1024,
+            upload_ttl: Duration::from_secs(24 * 3600),
+            max_page: 10_000,
+        }
+    }
+}
+
+/// Answers whether the caller may read a repository; used where the registry itself picks a
+/// source repository (cross-repository mounts), so that a mount never leaks a blob.
+pub type ReadCheck<'a> = &'a (dyn Fn(&RepoName) -> bool + Send + Sync);
+
+pub struct Registry {
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    limits: Limits,
+    /// Serializes requests on one upload session within this process (see `uploads`).
+    upload_locks: uploads::UploadLocks,
+}
+
+impl Registry {
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, limits: Limits) -> Self {
+        Registry {
+            meta,
+            blobs,
+            limits,
+            upload_locks: uploads::UploadLocks::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates a repository name from a request path.
+    pub fn repo_name(&self, name: &str) -> Result<RepoName, OciError> {
+        RepoName::parse(name, self.limits.max_name_len)
+    }
+}
+
+impl Registry {
+    /// Whether the metadata store and blob storage answer: for load balancers.
+    pub async fn check_ready(&self) -> Result<(), RegistryError> {
+        self.meta.repository_exists("").await?;
+        self.blobs.stat(&bulwark_oci::Digest::sha256_of(b"")).await?;
+        Ok(())
+    }
+}

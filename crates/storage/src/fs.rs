@@ -10,6 +10,7 @@
 use std::io::{self, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bulwark_oci::Digest;
 use futures::StreamExt;
@@ -184,6 +185,29 @@ impl BlobStore for FsBlobStore {
             _ => Ok(()),
         }
     }
+
+    async fn read_upload(&self, id: &str, size: u64) -> Result<ByteStream, StorageError> {
+        let file = match File::open(self.upload_path(id)?).await {
+            Ok(f) => f,
+            Err(e) => return not_found_as(e, StorageError::UploadNotFound),
+        };
+        Ok(Box::pin(ReaderStream::with_capacity(file.take(size), READ_CHUNK)))
+    }
+
+    async fn idle_uploads(&self, age: Duration) -> Result<Vec<String>, StorageError> {
+        let cutoff = SystemTime::now() - age;
+        let mut idle = Vec::new();
+        let mut dir = fs::read_dir(&self.uploads).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let modified = entry.metadata().await?.modified()?;
+            if modified < cutoff
+                && let Some(name) = entry.file_name().to_str()
+            {
+                idle.push(name.to_owned());
+            }
+        }
+        Ok(idle)
+    }
 }
 
 #[cfg(test)]
@@ -254,6 +278,9 @@ mod tests {
         }
         assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
         assert!(store.begin_upload("../escape").await.is_err());
+        store.begin_upload("c").await.unwrap();
+        assert!(store.idle_uploads(Duration::from_secs(60)).await.unwrap().is_empty());
+        assert_eq!(store.idle_uploads(Duration::ZERO).await.unwrap(), ["c"]);
         assert!(matches!(
             store.commit_upload("a", 1, &d).await,
             Err(StorageError::UploadNotFound)

@@ -9,6 +9,7 @@ mod fs;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bulwark_oci::Digest;
 use bytes::Bytes;
@@ -62,4 +63,11 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Discards an upload; absent uploads are not an error.
     async fn abort_upload(&self, id: &str) -> Result<(), StorageError>;
+
+    /// The first `size` bytes of an upload, for the rare final digest whose algorithm differs
+    /// from the one the upload was hashed with as it arrived.
+    async fn read_upload(&self, id: &str, size: u64) -> Result<ByteStream, StorageError>;
+
+    /// Uploads untouched for longer than `age`: abandoned, or orphaned by a crash.
+    async fn idle_uploads(&self, age: Duration) -> Result<Vec<String>, StorageError>;
 }

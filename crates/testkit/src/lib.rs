@@ -1,0 +1,116 @@
+//! Starts the real `bulwark` binary on an ephemeral port, for integration tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct TestServer {
+    bin: PathBuf,
+    data: tempfile::TempDir,
+    extra_args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// `127.0.0.1:PORT`, as container tools want it.
+    pub host: String,
+}
+
+impl TestServer {
+    /// Starts `bin` with a fresh data directory.
+    pub fn start(bin: impl AsRef<Path>) -> TestServer {
+        Self::start_with(bin, &[], &[])
+    }
+
+    /// Starts `bin` with extra `serve` arguments and environment variables.
+    pub fn start_with(bin: impl AsRef<Path>, extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let mut s = TestServer {
+            bin: bin.as_ref().to_owned(),
+            data: tempfile::tempdir().expect("temp dir"),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            child: None,
+            url: String::new(),
+            host: String::new(),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(&self.extra_args)
+            .env("BULWARK_LOG__LEVEL", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start bulwark");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("bulwark listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("bulwark did not report its address within 60 s");
+        self.host = url.trim_start_matches("http://").trim_start_matches("https://").to_owned();
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        let host = self.host.clone();
+        // The port was just released; binding it again may briefly fail on a busy machine.
+        for _ in 0..50 {
+            if std::net::TcpListener::bind(&host).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.spawn(&host);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,525 @@
+//! The OCI distribution API under `/v2/`. Repository names contain slashes, so routes are
+//! told apart by their last path segments rather than by the router.
+
+use std::collections::HashMap;
+use std::io;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bulwark_oci::{Digest, ErrorCode, Reference, RepoName};
+use bulwark_registry::{ByteRange, ByteStream, ListPage, MountOutcome, UploadState};
+use futures::TryStreamExt;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::metrics::RouteName;
+
+const DIGEST_HEADER: &str = "docker-content-digest";
+const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
+
+/// What a `/v2/…` path addresses.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    Base,
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    Uploads(&'a str),
+    Upload(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
+}
+
+fn parse_target(path: &str) -> Option<Target<'_>> {
+    let rest = path.strip_prefix("/v2")?;
+    if rest.is_empty() || rest == "/" {
+        return Some(Target::Base);
+    }
+    let rest = rest.strip_prefix('/')?;
+    if rest == "_catalog" {
+        return Some(Target::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Target::Tags(name));
+    }
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Some(Target::Uploads(name));
+    }
+    let (head, last) = rest.rsplit_once('/')?;
+    if let Some(name) = head.strip_suffix("/blobs/uploads") {
+        Some(Target::Upload(name, last))
+    } else if let Some(name) = head.strip_suffix("/blobs") {
+        Some(Target::Blob(name, last))
+    } else if let Some(name) = head.strip_suffix("/manifests") {
+        Some(Target::Manifest(name, last))
+    } else if let Some(name) = head.strip_suffix("/referrers") {
+        Some(Target::Referrers(name, last))
+    } else {
+        None
+    }
+}
+
+/// Entry point for every `/v2` request.
+pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let route = parse_target(&path);
+    let name = route_name(route.as_ref(), req.method());
+    let mut resp = match route {
+        None => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameInvalid, "no such route")
+            .into_response(),
+        Some(target) => handle(&state, target, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+    };
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp.extensions_mut().insert(RouteName(name));
+    resp
+}
+
+fn route_name(target: Option<&Target>, method: &Method) -> &'static str {
+    let get = method == Method::GET || method == Method::HEAD;
+    match target {
+        None => "unknown",
+        Some(Target::Base) => "base",
+        Some(Target::Catalog) => "catalog",
+        Some(Target::Tags(_)) => "tags_list",
+        Some(Target::Manifest(..)) if get => "manifest_get",
+        Some(Target::Manifest(..)) => "manifest_write",
+        Some(Target::Blob(..)) if get => "blob_get",
+        Some(Target::Blob(..)) => "blob_delete",
+        Some(Target::Uploads(_)) => "upload_start",
+        Some(Target::Upload(..)) => "upload",
+        Some(Target::Referrers(..)) => "referrers",
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Response> {
+    let reg = &state.registry;
+    let method = req.method().clone();
+    let query = query_map(&req);
+    match (target, method) {
+        (Target::Base, Method::GET | Method::HEAD) => Ok(Json(b"{}".to_vec()).into_response()),
+        (Target::Catalog, Method::GET) => {
+            let (last, n) = page_params(&query)?;
+            let page = reg.catalog(last, n).await?;
+            Ok(list_response("/v2/_catalog", "repositories", None, page, n))
+        }
+        (Target::Tags(name), Method::GET) => {
+            let repo = reg.repo_name(name)?;
+            let (last, n) = page_params(&query)?;
+            let page = reg.tags(&repo, last, n).await?;
+            let path = format!("/v2/{repo}/tags/list");
+            Ok(list_response(&path, "tags", Some(repo.as_str()), page, n))
+        }
+        (Target::Manifest(name, reference), m @ (Method::GET | Method::HEAD)) => {
+            let repo = reg.repo_name(name)?;
+            let reference = Reference::parse(reference)?;
+            let accept: Vec<&str> = req
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let manifest = reg.manifest(&repo, &reference, &accept).await?;
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, header_value(&manifest.media_type)?);
+            headers.insert(DIGEST_HEADER, header_value(&manifest.digest.to_string())?);
+            headers.insert(header::CONTENT_LENGTH, manifest.content.len().into());
+            headers.insert(header::ETAG, header_value(&format!("\"{}\"", manifest.digest))?);
+            let body = if m == Method::HEAD {
+                Body::empty()
+            } else {
+                Body::from(manifest.content)
+            };
+            Ok((StatusCode::OK, headers, body).into_response())
+        }
+        (Target::Manifest(name, reference), Method::PUT) => {
+            let repo = reg.repo_name(name)?;
+            let reference = Reference::parse(reference)?;
+            let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_owned);
+            let limit = reg.limits().max_manifest_bytes;
+            let body = axum::body::to_bytes(req.into_body(), limit)
+                .await
+                .map_err(|_| {
+                    ApiError::from(bulwark_registry::RegistryError::ManifestTooLarge { limit })
+                })?;
+            let put = reg
+                .put_manifest(&repo, &reference, content_type.as_deref(), &body)
+                .await?;
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::LOCATION,
+                header_value(&format!("/v2/{repo}/manifests/{}", put.digest))?,
+            );
+            headers.insert(DIGEST_HEADER, header_value(&put.digest.to_string())?);
+            if let Some(subject) = put.subject {
+                headers.insert("oci-subject", header_value(&subject.to_string())?);
+            }
+            Ok((StatusCode::CREATED, headers).into_response())
+        }
+        (Target::Manifest(name, reference), Method::DELETE) => {
+            let repo = reg.repo_name(name)?;
+            let reference = Reference::parse(reference)?;
+            reg.delete_manifest(&repo, &reference).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Target::Blob(name, digest), m @ (Method::GET | Method::HEAD)) => {
+            let repo = reg.repo_name(name)?;
+            let digest: Digest = digest.parse()?;
+            let mut headers = HeaderMap::new();
+            headers.insert(DIGEST_HEADER, header_value(&digest.to_string())?);
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(header::ETAG, header_value(&format!("\"{digest}\""))?);
+            if m == Method::HEAD {
+                let size = reg.blob_size(&repo, &digest).await?;
+                headers.insert(header::CONTENT_LENGTH, size.into());
+                return Ok((StatusCode::OK, headers).into_response());
+            }
+            let range = header_str(req.headers(), header::RANGE)
+                .map(parse_range)
+                .transpose()?;
+            let read = reg.read_blob(&repo, &digest, range).await?;
+            let status = match &read.range {
+                Some(r) => {
+                    headers.insert(
+                        header::CONTENT_RANGE,
+                        header_value(&format!("bytes {}-{}/{}", r.start, r.end - 1, read.size))?,
+                    );
+                    headers.insert(header::CONTENT_LENGTH, (r.end - r.start).into());
+                    StatusCode::PARTIAL_CONTENT
+                }
+                None => {
+                    headers.insert(header::CONTENT_LENGTH, read.size.into());
+                    StatusCode::OK
+                }
+            };
+            Ok((status, headers, Body::from_stream(read.stream)).into_response())
+        }
+        (Target::Blob(name, digest), Method::DELETE) => {
+            let repo = reg.repo_name(name)?;
+            let digest: Digest = digest.parse()?;
+            reg.delete_blob(&repo, &digest).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Target::Uploads(name), Method::POST) => {
+            let repo = reg.repo_name(name)?;
+            if let Some(mount) = query.get("mount") {
+                let digest: Digest = mount.parse()?;
+                let from = query.get("from").map(|f| reg.repo_name(f)).transpose()?;
+                // Until access control lands every repository is readable by every caller.
+                let can_read = |_: &RepoName| true;
+                return match reg.mount(&repo, &digest, from.as_ref(), &can_read).await? {
+                    MountOutcome::Mounted => blob_created(&repo, &digest),
+                    MountOutcome::Upload(state) => upload_response(StatusCode::ACCEPTED, &repo, &state),
+                };
+            }
+            if let Some(digest) = query.get("digest") {
+                let digest: Digest = digest.parse()?;
+                let len = content_length(req.headers())?;
+                reg.put_blob(&repo, &digest, len, body_stream(req)).await?;
+                return blob_created(&repo, &digest);
+            }
+            let state = reg.start_upload(&repo).await?;
+            upload_response(StatusCode::ACCEPTED, &repo, &state)
+        }
+        (Target::Upload(name, id), Method::GET) => {
+            let repo = reg.repo_name(name)?;
+            let state = reg.upload_status(&repo, id).await?;
+            upload_response(StatusCode::NO_CONTENT, &repo, &state)
+        }
+        (Target::Upload(name, id), Method::PATCH) => {
+            let repo = reg.repo_name(name)?;
+            let range = header_str(req.headers(), header::CONTENT_RANGE)
+                .map(parse_content_range)
+                .transpose()?;
+            let len = content_length(req.headers())?;
+            if let (Some((start, end)), Some(len)) = (range, len)
+                && end - start + 1 != len
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::SizeInvalid,
+                    format!("Content-Range {start}-{end} does not match Content-Length {len}"),
+                ));
+            }
+            let declared = len.or(range.map(|(s, e)| e - s + 1));
+            match reg
+                .append_chunk(&repo, id, range.map(|r| r.0), declared, body_stream(req))
+                .await
+            {
+                Ok(state) => upload_response(StatusCode::ACCEPTED, &repo, &state),
+                Err(e @ bulwark_registry::RegistryError::ChunkOutOfOrder { .. }) => {
+                    // Tell the client where the upload stands so it can resume.
+                    let state = reg.upload_status(&repo, id).await?;
+                    let mut err = ApiError::from(e);
+                    for (k, v) in upload_headers(&repo, &state)? {
+                        err = err.with_header(k, v);
+                    }
+                    Err(err)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        (Target::Upload(name, id), Method::PUT) => {
+            let repo = reg.repo_name(name)?;
+            let digest: Digest = query
+                .get("digest")
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::DigestInvalid,
+                        "the digest query parameter is required to complete an upload",
+                    )
+                })?
+                .parse()?;
+            let len = content_length(req.headers())?;
+            let last_chunk = (len != Some(0)).then(|| (body_stream(req), len));
+            reg.finish_upload(&repo, id, &digest, last_chunk).await?;
+            blob_created(&repo, &digest)
+        }
+        (Target::Upload(name, id), Method::DELETE) => {
+            let repo = reg.repo_name(name)?;
+            reg.cancel_upload(&repo, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Target::Referrers(name, digest), Method::GET) => {
+            let repo = reg.repo_name(name)?;
+            let digest: Digest = digest.parse()?;
+            let artifact_type = query.get("artifactType").map(String::as_str);
+            let index = reg.referrers(&repo, &digest, artifact_type).await?;
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(bulwark_oci::media_types::OCI_INDEX),
+            );
+            if index.filtered {
+                headers.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+            }
+            Ok((StatusCode::OK, headers, index.body).into_response())
+        }
+        (_, method) => Err(ApiError::unsupported(format!(
+            "{method} is not supported on this route"
+        ))),
+    }
+}
+
+/// A JSON body with its content type.
+struct Json(Vec<u8>);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+fn query_map(req: &Request) -> HashMap<String, String> {
+    axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+fn page_params(query: &HashMap<String, String>) -> Result<(Option<&str>, Option<u32>)> {
+    let n = query
+        .get("n")
+        .map(|n| {
+            n.parse::<u32>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::Unsupported,
+                    format!("n must be a non-negative integer, got {n:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok((query.get("last").map(String::as_str), n))
+}
+
+fn list_response(
+    path: &str,
+    key: &str,
+    name: Option<&str>,
+    page: ListPage,
+    n: Option<u32>,
+) -> Response {
+    let mut body = serde_json::Map::new();
+    if let Some(name) = name {
+        body.insert("name".into(), name.into());
+    }
+    body.insert(key.into(), page.items.into());
+    let mut resp = Json(serde_json::to_vec(&body).expect("json serializes")).into_response();
+    if let Some(last) = page.next {
+        let mut link = format!("<{path}?last={}", urlencode(&last));
+        if let Some(n) = n {
+            link.push_str(&format!("&n={n}"));
+        }
+        link.push_str(">; rel=\"next\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+/// Percent-encodes what may appear in tags and repository names but not in a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn header_value(s: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(s).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unsupported,
+            "value not representable in a header",
+        )
+    })
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
+    header_str(headers, header::CONTENT_LENGTH)
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::SizeInvalid, "bad Content-Length")
+            })
+        })
+        .transpose()
+}
+
+fn body_stream(req: Request) -> ByteStream {
+    Box::pin(req.into_body().into_data_stream().map_err(io::Error::other))
+}
+
+fn range_error(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorCode::RangeInvalid,
+        format!("malformed {what}"),
+    )
+}
+
+/// `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` (one range only).
+fn parse_range(v: &str) -> Result<ByteRange> {
+    let spec = v.trim().strip_prefix("bytes=").ok_or_else(|| range_error("Range"))?;
+    let (a, b) = spec.split_once('-').ok_or_else(|| range_error("Range"))?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| range_error("Range"));
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (false, false) => Ok(ByteRange::Closed(num(a)?, num(b)?)),
+        (false, true) => Ok(ByteRange::From(num(a)?)),
+        (true, false) => Ok(ByteRange::Suffix(num(b)?)),
+        (true, true) => Err(range_error("Range")),
+    }
+}
+
+/// `Content-Range: start-end` on a chunk (some clients prefix `bytes `/`bytes=`).
+fn parse_content_range(v: &str) -> Result<(u64, u64)> {
+    let v = v.trim();
+    let v = v
+        .strip_prefix("bytes ")
+        .or_else(|| v.strip_prefix("bytes="))
+        .unwrap_or(v);
+    let v = v.split('/').next().unwrap_or(v);
+    let (a, b) = v.split_once('-').ok_or_else(|| range_error("Content-Range"))?;
+    let start: u64 = a.trim().parse().map_err(|_| range_error("Content-Range"))?;
+    let end: u64 = b.trim().parse().map_err(|_| range_error("Content-Range"))?;
+    if end < start {
+        return Err(range_error("Content-Range"));
+    }
+    Ok((start, end))
+}
+
+fn upload_headers(repo: &RepoName, state: &UploadState) -> Result<Vec<(header::HeaderName, HeaderValue)>> {
+    // An empty upload reports "0-0", as the reference implementation does.
+    let end = state.size.saturating_sub(1);
+    Ok(vec![
+        (
+            header::LOCATION,
+            header_value(&format!("/v2/{repo}/blobs/uploads/{}", state.id))?,
+        ),
+        (header::RANGE, header_value(&format!("0-{end}"))?),
+        (
+            header::HeaderName::from_static(UPLOAD_UUID_HEADER),
+            header_value(&state.id)?,
+        ),
+        (header::CONTENT_LENGTH, HeaderValue::from_static("0")),
+    ])
+}
+
+fn upload_response(status: StatusCode, repo: &RepoName, state: &UploadState) -> Result<Response> {
+    let mut resp = status.into_response();
+    resp.headers_mut().extend(upload_headers(repo, state)?);
+    Ok(resp)
+}
+
+fn blob_created(repo: &RepoName, digest: &Digest) -> Result<Response> {
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, header_value(&format!("/v2/{repo}/blobs/{digest}"))?);
+    h.insert(DIGEST_HEADER, header_value(&digest.to_string())?);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("/v2/"), Some(Target::Base));
+        assert_eq!(parse_target("/v2"), Some(Target::Base));
+        assert_eq!(parse_target("/v2/_catalog"), Some(Target::Catalog));
+        assert_eq!(parse_target("/v2/a/b/tags/list"), Some(Target::Tags("a/b")));
+        assert_eq!(
+            parse_target("/v2/a/manifests/b/manifests/latest"),
+            Some(Target::Manifest("a/manifests/b", "latest"))
+        );
+        assert_eq!(parse_target("/v2/a/blobs/sha256:x"), Some(Target::Blob("a", "sha256:x")));
+        assert_eq!(parse_target("/v2/a/blobs/uploads/"), Some(Target::Uploads("a")));
+        assert_eq!(parse_target("/v2/a/blobs/uploads/u1"), Some(Target::Upload("a", "u1")));
+        assert_eq!(
+            parse_target("/v2/a/referrers/sha256:x"),
+            Some(Target::Referrers("a", "sha256:x"))
+        );
+        assert_eq!(parse_target("/v2/a/unknown/x"), None);
+        assert_eq!(parse_target("/v3/a"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9").unwrap(), ByteRange::Closed(0, 9));
+        assert_eq!(parse_range("bytes=5-").unwrap(), ByteRange::From(5));
+        assert_eq!(parse_range("bytes=-5").unwrap(), ByteRange::Suffix(5));
+        assert!(parse_range("bytes=-").is_err());
+        assert!(parse_range("items=0-1").is_err());
+        assert_eq!(parse_content_range("0-9").unwrap(), (0, 9));
+        assert_eq!(parse_content_range("bytes 10-19/100").unwrap(), (10, 19));
+        assert!(parse_content_range("9-0").is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! The `bulwark` binary: command line, configuration and wiring of the layers.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "bulwark", version, about = "A secure OCI container registry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (with no configuration: SQLite + filesystem under ./bulwark-data).
+    Serve(Overrides),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, defaults included, as TOML.
+    Print(Overrides),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(o) => serve::run(Config::load(&o)?),
+        Command::Config {
+            command: ConfigCommand::Print(o),
+        } => {
+            print!("{}", Config::load(&o)?.to_toml()?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `bulwark serve`: wires the stores, the registry and HTTP, and runs until SIGTERM/SIGINT.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bulwark_meta::SqlMetaStore;
+use bulwark_registry::Registry;
+use bulwark_storage::FsBlobStore;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // File I/O runs on blocking threads; bound them so memory stays bounded under load.
+        .max_blocking_threads(64)
+        .build()?;
+    runtime.block_on(serve(config))
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("invalid log.level {:?}", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+/// Holds an exclusive lock on the data directory: two processes writing the same files
+/// would break the upload protocol's assumptions.
+fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("bulwark.lock");
+    let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another bulwark process is using the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    let meta = if config.database.url.is_empty() {
+        SqlMetaStore::open_sqlite(&config.sqlite_path(), config.database.readers).await
+    } else {
+        SqlMetaStore::open(&config.database.url, config.database.readers).await
+    }
+    .context("opening the metadata database")?;
+    let blobs = FsBlobStore::open(&config.data_dir)
+        .await
+        .context("opening blob storage")?;
+    let registry = Arc::new(Registry::new(
+        Arc::new(meta),
+        Arc::new(blobs),
+        config.registry_limits(),
+    ));
+
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("bulwark_http_request_duration_seconds".into()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                60.0,
+            ],
+        )?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let state = bulwark_api::AppState::new(registry.clone(), Some(prometheus), config.log.access);
+    let app = bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+
+    tokio::spawn(purge_uploads(registry.clone()));
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(
+        handle.clone(),
+        Duration::from_secs(config.shutdown_grace_secs),
+    ));
+    let announce = {
+        let handle = handle.clone();
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        async move {
+            if let Some(addr) = handle.listening().await {
+                tracing::info!(%addr, "listening");
+                // Tests and scripts read the bound address (the port may be 0) from stdout.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "bulwark listening on {scheme}://{addr}");
+                let _ = out.flush();
+            }
+        }
+    };
+    tokio::spawn(announce);
+
+    match &config.tls {
+        Some(tls) => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .context("loading the TLS certificate and key")?;
+            axum_server::bind_rustls(config.listen, tls_config)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+        None => axum_server::bind(config.listen).handle(handle).serve(app).await?,
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>, grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
+    handle.graceful_shutdown(Some(grace));
+}
+
+async fn purge_uploads(registry: Arc<Registry>) {
+    let every = (registry.limits().upload_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match registry.purge_stale_uploads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "purged abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+        }
+    }
+}

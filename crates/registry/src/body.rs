@@ -1,0 +1,87 @@
+//! Hashes and counts request bytes as they stream to storage: one pass over the data.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bulwark_oci::DigestHasher;
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::ByteStream;
+
+/// What the stream saw, read back once storage has consumed it.
+pub(crate) struct Tally {
+    pub hasher: DigestHasher,
+    pub bytes: u64,
+    pub over_limit: bool,
+    pub body_error: Option<io::Error>,
+}
+
+pub(crate) struct Metered {
+    inner: ByteStream,
+    tally: Arc<Mutex<Tally>>,
+    limit: u64,
+}
+
+impl Metered {
+    /// Wraps `inner`; the stream fails once more than `limit` bytes went through.
+    pub fn new(inner: ByteStream, hasher: DigestHasher, limit: u64) -> (ByteStream, Arc<Mutex<Tally>>) {
+        let tally = Arc::new(Mutex::new(Tally {
+            hasher,
+            bytes: 0,
+            over_limit: false,
+            body_error: None,
+        }));
+        let stream = Metered {
+            inner,
+            tally: tally.clone(),
+            limit,
+        };
+        (Box::pin(stream), tally)
+    }
+}
+
+impl Stream for Metered {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let limit = self.limit;
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let mut t = self.tally.lock().expect("tally lock");
+                t.bytes += chunk.len() as u64;
+                if t.bytes > limit {
+                    t.over_limit = true;
+                    return Poll::Ready(Some(Err(io::Error::other("blob size limit exceeded"))));
+                }
+                t.hasher.update(&chunk);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let kind = e.kind();
+                self.tally.lock().expect("tally lock").body_error = Some(e);
+                Poll::Ready(Some(Err(io::Error::new(kind, "request body failed"))))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Takes the tally back from a consumed stream.
+pub(crate) fn into_tally(tally: Arc<Mutex<Tally>>) -> Tally {
+    match Arc::try_unwrap(tally) {
+        Ok(m) => m.into_inner().expect("tally lock"),
+        Err(shared) => {
+            // Storage dropped the stream late; copy out what it saw.
+            let mut t = shared.lock().expect("tally lock");
+            Tally {
+                hasher: t.hasher.clone(),
+                bytes: t.bytes,
+                over_limit: t.over_limit,
+                body_error: t.body_error.take(),
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+use bulwark_meta::MetaError;
+use bulwark_oci::{Digest, ErrorCode, OciError};
+use bulwark_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Invalid(#[from] OciError),
+    #[error("blob unknown to registry")]
+    BlobUnknown,
+    #[error("blob upload unknown to registry")]
+    UploadUnknown,
+    #[error("manifest unknown to registry")]
+    ManifestUnknown,
+    #[error("manifest is not available in any media type the client accepts")]
+    ManifestNotAcceptable,
+    #[error("repository name not known to registry")]
+    NameUnknown,
+    #[error("provided digest {expected} did not match uploaded content ({actual})")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("chunk starts at {start} but the upload holds {size} bytes")]
+    ChunkOutOfOrder { start: u64, size: u64 },
+    #[error("requested range is not satisfiable (blob has {size} bytes)")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("content length {received} does not match the declared {declared}")]
+    LengthMismatch { declared: u64, received: u64 },
+    #[error("blob exceeds the size limit of {limit} bytes")]
+    BlobTooLarge { limit: u64 },
+    #[error("manifest exceeds the size limit of {limit} bytes")]
+    ManifestTooLarge { limit: usize },
+    #[error("manifest references unknown content: {0:?}")]
+    ManifestReferencesMissing(Vec<Digest>),
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("the request body could not be read: {0}")]
+    Body(std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Meta(MetaError),
+}
+
+impl From<MetaError> for RegistryError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::MissingReferences(d) => RegistryError::ManifestReferencesMissing(d),
+            e @ MetaError::SizeMismatch { .. } => RegistryError::ManifestInvalid(e.to_string()),
+            e => RegistryError::Meta(e),
+        }
+    }
+}
+
+impl RegistryError {
+    /// The distribution-spec code for this error; `None` for server faults.
+    pub fn code(&self) -> Option<ErrorCode> {
+        Some(match self {
+            RegistryError::Invalid(e) => e.code(),
+            RegistryError::BlobUnknown => ErrorCode::BlobUnknown,
+            RegistryError::UploadUnknown => ErrorCode::BlobUploadUnknown,
+            RegistryError::ManifestUnknown | RegistryError::ManifestNotAcceptable => {
+                ErrorCode::ManifestUnknown
+            }
+            RegistryError::NameUnknown => ErrorCode::NameUnknown,
+            RegistryError::DigestMismatch { .. } => ErrorCode::DigestInvalid,
+            RegistryError::ChunkOutOfOrder { .. } => ErrorCode::RangeInvalid,
+            RegistryError::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
+            RegistryError::LengthMismatch { .. } => ErrorCode::SizeInvalid,
+            RegistryError::BlobTooLarge { .. } => ErrorCode::SizeInvalid,
+            RegistryError::ManifestTooLarge { .. } => ErrorCode::SizeInvalid,
+            RegistryError::ManifestReferencesMissing(_) => ErrorCode::ManifestBlobUnknown,
+            RegistryError::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
+            RegistryError::Body(_) => ErrorCode::BlobUploadInvalid,
+            RegistryError::Storage(StorageError::UploadNotFound) => ErrorCode::BlobUploadUnknown,
+            RegistryError::Storage(_) | RegistryError::Meta(_) => return None,
+        })
+    }
+}

@@ -1,0 +1,429 @@
+//! Blob uploads (monolithic, POST+PUT, chunked), mounts, and blob reads and deletes.
+//!
+//! Every byte is hashed once, as it streams to storage; the hash state is saved with the
+//! session after each chunk, so any node can take the next one. A blob becomes visible only
+//! after its digest matched, its bytes were committed, and the metadata named it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+
+use bulwark_meta::{UploadSession, now_millis};
+use bulwark_oci::{Algorithm, Digest, DigestHasher, RepoName};
+use bulwark_storage::StorageError;
+use futures::StreamExt;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::body::{Metered, into_tally};
+use crate::{ByteStream, ReadCheck, Registry, RegistryError};
+
+/// Where an upload stands: its id and how many bytes it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadState {
+    pub id: String,
+    pub size: u64,
+}
+
+pub enum MountOutcome {
+    Mounted,
+    /// The blob was not visible to the caller anywhere: a normal upload starts instead.
+    Upload(UploadState),
+}
+
+/// A blob's bytes, or part of them.
+pub struct BlobRead {
+    pub size: u64,
+    /// The byte range served, if the request asked for one.
+    pub range: Option<Range<u64>>,
+    pub stream: ByteStream,
+}
+
+/// A `Range: bytes=…` request, resolved against the blob's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first-last`, inclusive.
+    Closed(u64, u64),
+    /// `first-`.
+    From(u64),
+    /// `-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    fn resolve(self, size: u64) -> Option<Range<u64>> {
+        let r = match self {
+            ByteRange::Closed(a, b) if a <= b => a..(b.saturating_add(1)).min(size),
+            ByteRange::Closed(..) => return None,
+            ByteRange::From(a) => a..size,
+            ByteRange::Suffix(n) => size.saturating_sub(n)..size,
+        };
+        (r.start < r.end).then_some(r)
+    }
+}
+
+/// Serializes the requests of one upload session in this process: a chunk truncates the
+/// upload to its recorded size before writing, which must not race another chunk.
+pub(crate) struct UploadLocks(Vec<Mutex<()>>);
+
+impl Default for UploadLocks {
+    fn default() -> Self {
+        UploadLocks((0..256).map(|_| Mutex::new(())).collect())
+    }
+}
+
+impl UploadLocks {
+    async fn lock(&self, id: &str) -> MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        id.hash(&mut h);
+        self.0[(h.finish() % self.0.len() as u64) as usize]
+            .lock()
+            .await
+    }
+}
+
+impl Registry {
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState, RegistryError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.blobs.begin_upload(&id).await?;
+        let now = now_millis();
+        self.meta
+            .create_upload(&UploadSession {
+                id: id.clone(),
+                repository: repo.to_string(),
+                size: 0,
+                hash_state: DigestHasher::new(Algorithm::Sha256).save(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+        Ok(UploadState { id, size: 0 })
+    }
+
+    async fn session(&self, repo: &RepoName, id: &str) -> Result<UploadSession, RegistryError> {
+        match self.meta.upload(id).await? {
+            // An upload is reachable only through the repository it was started in.
+            Some(s) if s.repository == repo.as_str() => Ok(s),
+            _ => Err(RegistryError::UploadUnknown),
+        }
+    }
+
+    pub async fn upload_status(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<UploadState, RegistryError> {
+        let s = self.session(repo, id).await?;
+        Ok(UploadState {
+            id: s.id,
+            size: s.size,
+        })
+    }
+
+    /// Appends a chunk. `start`, from `Content-Range`, must equal the bytes held so far;
+    /// `declared_len`, from `Content-Length` or `Content-Range`, must match what arrives.
+    pub async fn append_chunk(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        start: Option<u64>,
+        declared_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<UploadState, RegistryError> {
+        let _guard = self.upload_locks.lock(id).await;
+        let session = self.session(repo, id).await?;
+        if let Some(start) = start
+            && start != session.size
+        {
+            return Err(RegistryError::ChunkOutOfOrder {
+                start,
+                size: session.size,
+            });
+        }
+        let (size, _) = self.append_locked(&session, declared_len, body).await?;
+        Ok(UploadState {
+            id: session.id,
+            size,
+        })
+    }
+
+    /// Streams `body` onto the upload and records the new size and hash state.
+    async fn append_locked(
+        &self,
+        session: &UploadSession,
+        declared_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<(u64, DigestHasher), RegistryError> {
+        let hasher = DigestHasher::restore(&session.hash_state)
+            .map_err(|e| RegistryError::Meta(bulwark_meta::MetaError::Corrupt(e.to_string())))?;
+        let limit = self.limits.max_blob_bytes.saturating_sub(session.size);
+        let (stream, tally) = Metered::new(body, hasher, limit);
+        let written = self
+            .blobs
+            .append_upload(&session.id, session.size, stream)
+            .await;
+        let tally = into_tally(tally);
+        if tally.over_limit {
+            return Err(RegistryError::BlobTooLarge {
+                limit: self.limits.max_blob_bytes,
+            });
+        }
+        if let Some(e) = tally.body_error {
+            return Err(RegistryError::Body(e));
+        }
+        let size = written?;
+        if let Some(declared) = declared_len
+            && declared != tally.bytes
+        {
+            return Err(RegistryError::LengthMismatch {
+                declared,
+                received: tally.bytes,
+            });
+        }
+        if tally.bytes > 0
+            && !self
+                .meta
+                .advance_upload(&session.id, session.size, size, &tally.hasher.save())
+                .await?
+        {
+            // Another node took a chunk for this session meanwhile.
+            return Err(RegistryError::ChunkOutOfOrder {
+                start: session.size,
+                size,
+            });
+        }
+        Ok((size, tally.hasher))
+    }
+
+    /// Completes an upload with an optional last chunk, if the content matches `digest`.
+    pub async fn finish_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        last_chunk: Option<(ByteStream, Option<u64>)>,
+    ) -> Result<(), RegistryError> {
+        let _guard = self.upload_locks.lock(id).await;
+        let session = self.session(repo, id).await?;
+        let (size, hasher) = match last_chunk {
+            Some((body, declared_len)) => self.append_locked(&session, declared_len, body).await?,
+            None => (
+                session.size,
+                DigestHasher::restore(&session.hash_state).map_err(|e| {
+                    RegistryError::Meta(bulwark_meta::MetaError::Corrupt(e.to_string()))
+                })?,
+            ),
+        };
+        let actual = if hasher.algorithm() == digest.algorithm() {
+            hasher.finish()
+        } else {
+            self.rehash_upload(id, size, digest.algorithm()).await?
+        };
+        if actual != *digest {
+            self.discard_upload(id).await?;
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        self.blobs.commit_upload(id, size, digest).await?;
+        self.meta.link_blob(repo.as_str(), digest, size).await?;
+        self.meta.delete_upload(id).await?;
+        Ok(())
+    }
+
+    /// Hashes a stored upload again with another algorithm: only for a final digest whose
+    /// algorithm differs from the session's (sha512 announced at the end of a chunked upload).
+    async fn rehash_upload(
+        &self,
+        id: &str,
+        size: u64,
+        algorithm: Algorithm,
+    ) -> Result<Digest, RegistryError> {
+        let mut hasher = DigestHasher::new(algorithm);
+        let mut stream = self.blobs.read_upload(id, size).await?;
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(StorageError::Io)?);
+        }
+        Ok(hasher.finish())
+    }
+
+    async fn discard_upload(&self, id: &str) -> Result<(), RegistryError> {
+        self.blobs.abort_upload(id).await?;
+        self.meta.delete_upload(id).await?;
+        Ok(())
+    }
+
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
+        let _guard = self.upload_locks.lock(id).await;
+        self.session(repo, id).await?;
+        self.discard_upload(id).await
+    }
+
+    /// A monolithic upload (`POST ?digest=` with the body): no session is recorded, since it
+    /// completes within the request; a crash leaves only a file the purge removes.
+    pub async fn put_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        declared_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<(), RegistryError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.blobs.begin_upload(&id).await?;
+        let result = self.put_blob_as(&id, repo, digest, declared_len, body).await;
+        if result.is_err() {
+            self.blobs.abort_upload(&id).await?;
+        }
+        result
+    }
+
+    async fn put_blob_as(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        digest: &Digest,
+        declared_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<(), RegistryError> {
+        // The body is hashed even when the blob is already stored: visibility in this
+        // repository is earned by proving possession of the content.
+        let hasher = DigestHasher::new(digest.algorithm());
+        let (stream, tally) = Metered::new(body, hasher, self.limits.max_blob_bytes);
+        let written = self.blobs.append_upload(id, 0, stream).await;
+        let tally = into_tally(tally);
+        if tally.over_limit {
+            return Err(RegistryError::BlobTooLarge {
+                limit: self.limits.max_blob_bytes,
+            });
+        }
+        if let Some(e) = tally.body_error {
+            return Err(RegistryError::Body(e));
+        }
+        let size = written?;
+        if let Some(declared) = declared_len
+            && declared != size
+        {
+            return Err(RegistryError::LengthMismatch {
+                declared,
+                received: size,
+            });
+        }
+        let actual = tally.hasher.finish();
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        self.blobs.commit_upload(id, size, digest).await?;
+        self.meta.link_blob(repo.as_str(), digest, size).await?;
+        Ok(())
+    }
+
+    /// Cross-repository mount: links `digest` into `repo` from `from` (or, without `from`,
+    /// from any repository holding it) if the caller may read that source; otherwise starts
+    /// a normal upload.
+    pub async fn mount(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+        can_read: ReadCheck<'_>,
+    ) -> Result<MountOutcome, RegistryError> {
+        if self
+            .meta
+            .repository_blob(repo.as_str(), digest)
+            .await?
+            .is_some()
+        {
+            return Ok(MountOutcome::Mounted);
+        }
+        let sources: Vec<String> = match from {
+            Some(from) => vec![from.to_string()],
+            None => self.meta.repositories_with_blob(digest, 100).await?,
+        };
+        for source in sources {
+            let Ok(source) = self.repo_name(&source) else {
+                continue;
+            };
+            if !can_read(&source) {
+                continue;
+            }
+            if let Some(size) = self.meta.repository_blob(source.as_str(), digest).await? {
+                self.meta.link_blob(repo.as_str(), digest, size).await?;
+                return Ok(MountOutcome::Mounted);
+            }
+        }
+        Ok(MountOutcome::Upload(self.start_upload(repo).await?))
+    }
+
+    /// Size of a blob visible in `repo`.
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
+        self.meta
+            .repository_blob(repo.as_str(), digest)
+            .await?
+            .ok_or(RegistryError::BlobUnknown)
+    }
+
+    pub async fn read_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead, RegistryError> {
+        let size = self.blob_size(repo, digest).await?;
+        let served = match range {
+            Some(r) => Some(
+                r.resolve(size)
+                    .ok_or(RegistryError::RangeNotSatisfiable { size })?,
+            ),
+            None => None,
+        };
+        let stream = match self
+            .blobs
+            .read(digest, served.clone().unwrap_or(0..size))
+            .await
+        {
+            Ok(s) => s,
+            Err(StorageError::NotFound) => {
+                tracing::error!(%digest, "metadata names a blob whose bytes are missing");
+                return Err(RegistryError::BlobUnknown);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(BlobRead {
+            size,
+            range: served,
+            stream,
+        })
+    }
+
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+        if self.meta.unlink_blob(repo.as_str(), digest).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::BlobUnknown)
+        }
+    }
+
+    /// Removes uploads idle for longer than the configured time: sessions and their bytes,
+    /// and bytes a crash left without a session. Returns how many were removed.
+    pub async fn purge_stale_uploads(&self) -> Result<usize, RegistryError> {
+        let ttl = self.limits.upload_ttl;
+        let before = now_millis() - ttl.as_millis() as i64;
+        let mut purged = 0;
+        for id in self.meta.stale_uploads(before, 1000).await? {
+            let _guard = self.upload_locks.lock(&id).await;
+            self.discard_upload(&id).await?;
+            purged += 1;
+        }
+        for id in self.blobs.idle_uploads(ttl).await? {
+            if self.meta.upload(&id).await?.is_none() {
+                let _guard = self.upload_locks.lock(&id).await;
+                self.blobs.abort_upload(&id).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}
