@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Benchmarks Bulwark against the CNCF reference registry, both in the same run, with the
+# shared harness (../shared/bench/regbench.py). Usage: bench/run.sh [regbench args...]
+# e.g. bench/run.sh --scale 0.1 for a smoke run. Results go to $OUT (default a temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulwark/target}"
+harness=../shared/bench
+venv="$HOME/.cache/bulwark/benchvenv"
+[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$harness/requirements.txt"; }
+cargo build --release -q -p bulwark
+bin="$CARGO_TARGET_DIR/release/bulwark"
+OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
+
+peer_pid=$("$harness/peer-registry.sh" 5101 "$OUT/peer")
+BULWARK_LOG__ACCESS=false BULWARK_LOG__LEVEL=warn \
+  "$bin" serve --listen 127.0.0.1:5102 --data-dir "$OUT/bulwark" >"$OUT/bulwark.log" 2>&1 &
+bulwark_pid=$!
+trap 'kill $peer_pid $bulwark_pid 2>/dev/null || true' EXIT
+for port in 5101 5102; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+done
+
+"$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5101 --pid "$peer_pid" \
+  --label distribution --json-out "$OUT/peer.json" "$@" || echo "peer run reported errors"
+"$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5102 --pid "$bulwark_pid" \
+  --label bulwark --json-out "$OUT/bulwark.json" "$@" || echo "bulwark run reported errors"
+"$venv/bin/python" "$harness/regbench.py" --compare "$OUT/peer.json" "$OUT/bulwark.json" | tee "$OUT/compare.md"
+echo "results in $OUT"
