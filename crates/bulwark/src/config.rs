@@ -32,6 +32,9 @@ pub struct Database {
     pub url: String,
     /// Connections for reads.
     pub readers: u32,
+    /// SQLite: fsync the log at every commit, so that even a power loss keeps the last
+    /// pushes (a process crash loses nothing either way).
+    pub sqlite_sync_every_commit: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -83,6 +86,7 @@ impl Default for Config {
             database: Database {
                 url: String::new(),
                 readers: 8,
+                sqlite_sync_every_commit: false,
             },
             limits: Limits {
                 max_manifest_bytes: limits.max_manifest_bytes,
@@ -130,7 +134,11 @@ impl Config {
     pub fn load(o: &Overrides) -> anyhow::Result<Config> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &o.config {
-            anyhow::ensure!(path.exists(), "configuration file {} not found", path.display());
+            anyhow::ensure!(
+                path.exists(),
+                "configuration file {} not found",
+                path.display()
+            );
             fig = fig.merge(Toml::file(path));
         }
         fig = fig.merge(
@@ -157,6 +165,13 @@ impl Config {
             max_blob_bytes: self.limits.max_blob_bytes,
             upload_ttl: Duration::from_secs(self.limits.upload_ttl_secs),
             max_page: self.limits.max_page.max(1),
+        }
+    }
+
+    pub fn sql_options(&self) -> bulwark_meta::SqlOptions {
+        bulwark_meta::SqlOptions {
+            readers: self.database.readers,
+            sqlite_sync_every_commit: self.database.sqlite_sync_every_commit,
         }
     }
 

@@ -56,9 +56,9 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config)?;
     let meta = if config.database.url.is_empty() {
-        SqlMetaStore::open_sqlite(&config.sqlite_path(), config.database.readers).await
+        SqlMetaStore::open_sqlite(&config.sqlite_path(), &config.sql_options()).await
     } else {
-        SqlMetaStore::open(&config.database.url, config.database.readers).await
+        SqlMetaStore::open(&config.database.url, &config.sql_options()).await
     }
     .context("opening the metadata database")?;
     let blobs = FsBlobStore::open(&config.data_dir)
@@ -81,7 +81,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let state = bulwark_api::AppState::new(registry.clone(), Some(prometheus), config.log.access);
-    let app = bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app =
+        bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
     tokio::spawn(purge_uploads(registry.clone()));
 
@@ -92,7 +93,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let announce = {
         let handle = handle.clone();
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         async move {
             if let Some(addr) = handle.listening().await {
                 tracing::info!(%addr, "listening");
@@ -108,15 +113,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     match &config.tls {
         Some(tls) => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .context("loading the TLS certificate and key")?;
+            let tls_config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .context("loading the TLS certificate and key")?;
             axum_server::bind_rustls(config.listen, tls_config)
                 .handle(handle)
                 .serve(app)
                 .await?
         }
-        None => axum_server::bind(config.listen).handle(handle).serve(app).await?,
+        None => {
+            axum_server::bind(config.listen)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
     }
     tracing::info!("stopped");
     Ok(())
@@ -124,7 +135,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>, grace: Duration) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -132,12 +146,16 @@ async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>, g
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
     handle.graceful_shutdown(Some(grace));
 }
 
 async fn purge_uploads(registry: Arc<Registry>) {
-    let every = (registry.limits().upload_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let every =
+        (registry.limits().upload_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;

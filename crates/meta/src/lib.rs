@@ -8,7 +8,7 @@ mod sql;
 
 use bulwark_oci::{Digest, Reference};
 
-pub use sql::SqlMetaStore;
+pub use sql::{SqlMetaStore, SqlOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -117,6 +117,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Records a committed blob and makes it visible in `repository` (created if new).
     async fn link_blob(
         &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError>;
+
+    /// Completes an upload: links the committed blob into `repository` and removes the
+    /// session, in one transaction.
+    async fn complete_upload(
+        &self,
+        id: &str,
         repository: &str,
         digest: &Digest,
         size: u64,

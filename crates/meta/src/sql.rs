@@ -19,9 +19,6 @@ enum Dialect {
 /// Versioned migrations, applied in order at start; a version is never edited once released.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema/sqlite/0001_registry.sql"))];
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
-
 pub struct SqlMetaStore {
     /// Queries that only read.
     read: AnyPool,
@@ -31,34 +28,61 @@ pub struct SqlMetaStore {
     dialect: Dialect,
 }
 
+/// How the metadata database is opened.
+#[derive(Clone, Debug)]
+pub struct SqlOptions {
+    /// Connections for reads.
+    pub readers: u32,
+    /// SQLite only: fsync the write-ahead log at every commit. Without it (SQLite's
+    /// recommended `synchronous=NORMAL` for WAL) a process crash still loses nothing and the
+    /// database stays consistent, but a power loss may roll back the last commits.
+    pub sqlite_sync_every_commit: bool,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        SqlOptions {
+            readers: 8,
+            sqlite_sync_every_commit: false,
+        }
+    }
+}
+
 impl SqlMetaStore {
     /// Opens (creating if needed) the embedded SQLite database at `path`.
-    pub async fn open_sqlite(path: &Path, readers: u32) -> Result<Self, MetaError> {
+    pub async fn open_sqlite(path: &Path, options: &SqlOptions) -> Result<Self, MetaError> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        Self::open(&url, readers).await
+        Self::open(&url, options).await
     }
 
     /// Opens the database at `url` and applies pending migrations.
-    pub async fn open(url: &str, readers: u32) -> Result<Self, MetaError> {
+    pub async fn open(url: &str, options: &SqlOptions) -> Result<Self, MetaError> {
         sqlx::any::install_default_drivers();
         if !url.starts_with("sqlite:") {
             return Err(MetaError::UnsupportedUrl(url.to_owned()));
         }
         let dialect = Dialect::Sqlite;
+        let pragmas: &'static str = if options.sqlite_sync_every_commit {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+        } else {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+        };
         let pool = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
-                .after_connect(|conn, _| {
+                .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                        sqlx::raw_sql(pragmas).execute(conn).await?;
                         Ok(())
                     })
                 })
         };
         let write = pool(1).connect(url).await?;
         let store = SqlMetaStore {
-            read: pool(readers.max(1)).connect(url).await?,
+            read: pool(options.readers.max(1)).connect(url).await?,
             write,
             dialect,
         };
@@ -110,6 +134,9 @@ impl SqlMetaStore {
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 async fn ensure_repository(tx: &mut Tx, name: &str) -> Result<i64, MetaError> {
+    if let Some(id) = repository_id(&mut **tx, name).await? {
+        return Ok(id);
+    }
     sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
@@ -133,6 +160,32 @@ async fn repository_id(
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Records a committed blob and makes it visible in `repository`.
+async fn link(tx: &mut Tx, repository: &str, digest: &Digest, size: u64) -> Result<(), MetaError> {
+    let now = now_millis();
+    let digest = digest.to_string();
+    let repo = ensure_repository(tx, repository).await?;
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&digest)
+    .bind(size as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository_id, digest) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(&digest)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn parse_digest(s: &str) -> Result<Digest, MetaError> {
@@ -197,7 +250,10 @@ impl MetaStore for SqlMetaStore {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
@@ -214,28 +270,25 @@ impl MetaStore for SqlMetaStore {
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError> {
-        let now = now_millis();
-        let digest = digest.to_string();
         let mut tx = self.begin_write().await?;
-        let repo = ensure_repository(&mut tx, repository).await?;
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(&digest)
-        .bind(size as i64)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repo)
-        .bind(&digest)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        link(&mut tx, repository, digest, size).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_upload(
+        &self,
+        id: &str,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.begin_write().await?;
+        link(&mut tx, repository, digest, size).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -306,12 +359,17 @@ impl MetaStore for SqlMetaStore {
     }
 
     async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, MetaError> {
-        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        let rows = sqlx::query(
+            "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), MetaError> {
@@ -345,11 +403,12 @@ impl MetaStore for SqlMetaStore {
             }
         }
         for &child in &m.children {
-            let found = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repo)
-                .bind(child.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found =
+                sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repo)
+                    .bind(child.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if found.is_none() {
                 missing.push(child.clone());
             }
@@ -378,12 +437,13 @@ impl MetaStore for SqlMetaStore {
         .rows_affected()
             == 1;
         if inserted {
-            let id: i64 = sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repo)
-                .bind(&digest)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+            let id: i64 =
+                sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repo)
+                    .bind(&digest)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
             for (blob, _) in &m.blobs {
                 sqlx::query(
                     "INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) \
@@ -487,11 +547,12 @@ impl MetaStore for SqlMetaStore {
         let Some(repo) = repository_id(&mut *tx, repository).await? else {
             return Ok(false);
         };
-        let Some(row) = sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-            .bind(repo)
-            .bind(&digest)
-            .fetch_optional(&mut *tx)
-            .await?
+        let Some(row) =
+            sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                .bind(repo)
+                .bind(&digest)
+                .fetch_optional(&mut *tx)
+                .await?
         else {
             return Ok(false);
         };
@@ -548,18 +609,24 @@ impl MetaStore for SqlMetaStore {
         .fetch_all(&self.read)
         .await?;
         Ok(Some(
-            rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?,
+            rows.iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?,
         ))
     }
 
     async fn repositories(&self, page: Page<'_>) -> Result<Vec<String>, MetaError> {
         let (last, limit) = page_args(page);
-        let rows = sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
-            .bind(last)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(last)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn referrers(

@@ -1,12 +1,14 @@
 //! The metadata store's behaviour, run against every backend (SQLite here; PostgreSQL joins
 //! this suite with the scale-out work).
 
-use bulwark_meta::{MetaError, MetaStore, NewManifest, Page, SqlMetaStore, UploadSession};
+use bulwark_meta::{
+    MetaError, MetaStore, NewManifest, Page, SqlMetaStore, SqlOptions, UploadSession,
+};
 use bulwark_oci::{Digest, Reference, Tag};
 
 async fn sqlite() -> (tempfile::TempDir, SqlMetaStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqlMetaStore::open_sqlite(&dir.path().join("meta.db"), 4)
+    let store = SqlMetaStore::open_sqlite(&dir.path().join("meta.db"), &SqlOptions::default())
         .await
         .unwrap();
     (dir, store)
@@ -16,7 +18,11 @@ fn d(s: &str) -> Digest {
     Digest::sha256_of(s.as_bytes())
 }
 
-fn manifest<'a>(repo: &'a str, digest: &'a Digest, blobs: Vec<(&'a Digest, u64)>) -> NewManifest<'a> {
+fn manifest<'a>(
+    repo: &'a str,
+    digest: &'a Digest,
+    blobs: Vec<(&'a Digest, u64)>,
+) -> NewManifest<'a> {
     NewManifest {
         repository: repo,
         digest,
@@ -35,7 +41,10 @@ fn tag(t: &str) -> Reference {
     Reference::Tag(Tag::parse(t).unwrap())
 }
 
-const ALL: Page<'static> = Page { last: None, limit: 1000 };
+const ALL: Page<'static> = Page {
+    last: None,
+    limit: 1000,
+};
 
 #[tokio::test]
 async fn blobs_are_visible_only_where_linked() {
@@ -69,11 +78,20 @@ async fn manifest_push_checks_references_in_one_transaction() {
         .await
         .unwrap_err();
     assert!(matches!(err, MetaError::SizeMismatch { actual: 5, .. }));
-    assert!(s.manifest("r", &Reference::Digest(m.clone())).await.unwrap().is_none());
+    assert!(
+        s.manifest("r", &Reference::Digest(m.clone()))
+            .await
+            .unwrap()
+            .is_none()
+    );
     s.put_manifest(manifest("r", &m, vec![(&cfg, 3), (&layer, 5)]))
         .await
         .unwrap();
-    let got = s.manifest("r", &Reference::Digest(m.clone())).await.unwrap().unwrap();
+    let got = s
+        .manifest("r", &Reference::Digest(m.clone()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.content, b"{}");
     // Idempotent re-push.
     s.put_manifest(manifest("r", &m, vec![(&cfg, 3), (&layer, 5)]))
@@ -105,14 +123,26 @@ async fn tags_move_delete_and_paginate() {
     }
     assert_eq!(s.tags("r", ALL).await.unwrap().unwrap(), ["a", "b", "c"]);
     assert_eq!(
-        s.tags("r", Page { last: Some("a"), limit: 1 }).await.unwrap().unwrap(),
+        s.tags(
+            "r",
+            Page {
+                last: Some("a"),
+                limit: 1
+            }
+        )
+        .await
+        .unwrap()
+        .unwrap(),
         ["b"]
     );
     // Move "a" to m2.
     let mut nm = manifest("r", &m2, vec![]);
     nm.tag = Some("a");
     s.put_manifest(nm).await.unwrap();
-    assert_eq!(s.manifest("r", &tag("a")).await.unwrap().unwrap().digest, m2);
+    assert_eq!(
+        s.manifest("r", &tag("a")).await.unwrap().unwrap().digest,
+        m2
+    );
     assert!(s.delete_tag("r", "b").await.unwrap());
     assert!(!s.delete_tag("r", "b").await.unwrap());
     assert!(s.manifest("r", &tag("b")).await.unwrap().is_none());
@@ -120,9 +150,22 @@ async fn tags_move_delete_and_paginate() {
     // Deleting m2 ends both tags that point at it; the manifest is gone.
     assert!(s.delete_manifest("r", &m2).await.unwrap());
     assert!(!s.delete_manifest("r", &m2).await.unwrap());
-    assert_eq!(s.tags("r", ALL).await.unwrap().unwrap(), Vec::<String>::new());
-    assert!(s.manifest("r", &Reference::Digest(m2)).await.unwrap().is_none());
-    assert!(s.manifest("r", &Reference::Digest(m1)).await.unwrap().is_some());
+    assert_eq!(
+        s.tags("r", ALL).await.unwrap().unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(
+        s.manifest("r", &Reference::Digest(m2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.manifest("r", &Reference::Digest(m1))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -133,7 +176,12 @@ async fn catalog_paginates() {
     }
     assert_eq!(s.repositories(ALL).await.unwrap(), ["a", "b/y", "c/x"]);
     assert_eq!(
-        s.repositories(Page { last: Some("a"), limit: 1 }).await.unwrap(),
+        s.repositories(Page {
+            last: Some("a"),
+            limit: 1
+        })
+        .await
+        .unwrap(),
         ["b/y"]
     );
     assert!(s.repository_exists("b/y").await.unwrap());
@@ -154,10 +202,18 @@ async fn referrers_follow_subject_and_filter() {
     let all = s.referrers("r", &subject, None).await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].annotations_json.as_deref(), Some(r#"{"k":"v"}"#));
-    let only = s.referrers("r", &subject, Some("application/sbom")).await.unwrap();
+    let only = s
+        .referrers("r", &subject, Some("application/sbom"))
+        .await
+        .unwrap();
     assert_eq!(only.len(), 1);
     assert_eq!(only[0].digest, sbom);
-    assert!(s.referrers("other", &subject, None).await.unwrap().is_empty());
+    assert!(
+        s.referrers("other", &subject, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     s.delete_manifest("r", &sbom).await.unwrap();
     assert_eq!(s.referrers("r", &subject, None).await.unwrap().len(), 1);
 }
@@ -183,6 +239,17 @@ async fn uploads_advance_by_compare_and_set() {
     assert!(s.stale_uploads(0, 10).await.unwrap().is_empty());
     assert!(s.delete_upload("u1").await.unwrap());
     assert!(s.upload("u1").await.unwrap().is_none());
+
+    s.create_upload(&UploadSession {
+        id: "u2".into(),
+        ..session
+    })
+    .await
+    .unwrap();
+    let b = d("completed");
+    s.complete_upload("u2", "r", &b, 3).await.unwrap();
+    assert!(s.upload("u2").await.unwrap().is_none());
+    assert_eq!(s.repository_blob("r", &b).await.unwrap(), Some(3));
 }
 
 #[tokio::test]
@@ -191,9 +258,13 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
     let path = dir.path().join("meta.db");
     let b = d("kept");
     {
-        let s = SqlMetaStore::open_sqlite(&path, 2).await.unwrap();
+        let s = SqlMetaStore::open_sqlite(&path, &SqlOptions::default())
+            .await
+            .unwrap();
         s.link_blob("r", &b, 9).await.unwrap();
     }
-    let s = SqlMetaStore::open_sqlite(&path, 2).await.unwrap();
+    let s = SqlMetaStore::open_sqlite(&path, &SqlOptions::default())
+        .await
+        .unwrap();
     assert_eq!(s.repository_blob("r", &b).await.unwrap(), Some(9));
 }

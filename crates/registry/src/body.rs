@@ -9,7 +9,7 @@ use bulwark_oci::DigestHasher;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::ByteStream;
+use crate::{ByteStream, RegistryError};
 
 /// What the stream saw, read back once storage has consumed it.
 pub(crate) struct Tally {
@@ -27,7 +27,11 @@ pub(crate) struct Metered {
 
 impl Metered {
     /// Wraps `inner`; the stream fails once more than `limit` bytes went through.
-    pub fn new(inner: ByteStream, hasher: DigestHasher, limit: u64) -> (ByteStream, Arc<Mutex<Tally>>) {
+    pub fn new(
+        inner: ByteStream,
+        hasher: DigestHasher,
+        limit: u64,
+    ) -> (ByteStream, Arc<Mutex<Tally>>) {
         let tally = Arc::new(Mutex::new(Tally {
             hasher,
             bytes: 0,
@@ -66,6 +70,21 @@ impl Stream for Metered {
             }
             other => other,
         }
+    }
+}
+
+impl Tally {
+    /// The error for a body that failed, if it did: one that ended before the length its
+    /// request declared is a length mismatch rather than a broken upload.
+    pub fn body_failure(&mut self, declared_len: Option<u64>) -> Option<RegistryError> {
+        let e = self.body_error.take()?;
+        Some(match declared_len {
+            Some(declared) if self.bytes < declared => RegistryError::LengthMismatch {
+                declared,
+                received: self.bytes,
+            },
+            _ => RegistryError::Body(e),
+        })
     }
 }
 

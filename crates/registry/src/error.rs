@@ -62,8 +62,10 @@ impl RegistryError {
             }
             RegistryError::NameUnknown => ErrorCode::NameUnknown,
             RegistryError::DigestMismatch { .. } => ErrorCode::DigestInvalid,
-            RegistryError::ChunkOutOfOrder { .. } => ErrorCode::RangeInvalid,
-            RegistryError::RangeNotSatisfiable { .. } => ErrorCode::RangeInvalid,
+            // The spec has no range code: an out-of-order chunk makes the upload invalid, and
+            // a range outside the blob does not fit its length.
+            RegistryError::ChunkOutOfOrder { .. } => ErrorCode::BlobUploadInvalid,
+            RegistryError::RangeNotSatisfiable { .. } => ErrorCode::SizeInvalid,
             RegistryError::LengthMismatch { .. } => ErrorCode::SizeInvalid,
             RegistryError::BlobTooLarge { .. } => ErrorCode::SizeInvalid,
             RegistryError::ManifestTooLarge { .. } => ErrorCode::SizeInvalid,

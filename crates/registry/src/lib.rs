@@ -81,7 +81,9 @@ impl Registry {
     /// Whether the metadata store and blob storage answer: for load balancers.
     pub async fn check_ready(&self) -> Result<(), RegistryError> {
         self.meta.repository_exists("").await?;
-        self.blobs.stat(&bulwark_oci::Digest::sha256_of(b"")).await?;
+        self.blobs
+            .stat(&bulwark_oci::Digest::sha256_of(b""))
+            .await?;
         Ok(())
     }
 }

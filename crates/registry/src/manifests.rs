@@ -149,16 +149,23 @@ impl Registry {
         let limit = self.page_limit(n);
         let items = self
             .meta
-            .tags(repo.as_str(), Page {
-                last,
-                limit: limit + 1,
-            })
+            .tags(
+                repo.as_str(),
+                Page {
+                    last,
+                    limit: limit + 1,
+                },
+            )
             .await?
             .ok_or(RegistryError::NameUnknown)?;
         Ok(paginate(items, limit))
     }
 
-    pub async fn catalog(&self, last: Option<&str>, n: Option<u32>) -> Result<ListPage, RegistryError> {
+    pub async fn catalog(
+        &self,
+        last: Option<&str>,
+        n: Option<u32>,
+    ) -> Result<ListPage, RegistryError> {
         let limit = self.page_limit(n);
         let items = self
             .meta
@@ -258,7 +265,10 @@ mod tests {
         let oci = media_types::OCI_MANIFEST;
         assert!(accepts(&[], oci));
         assert!(accepts(&["application/json"], oci));
-        assert!(accepts(&[&format!("{}, {oci};q=0.5", media_types::DOCKER_MANIFEST)], oci));
+        assert!(accepts(
+            &[&format!("{}, {oci};q=0.5", media_types::DOCKER_MANIFEST)],
+            oci
+        ));
         assert!(!accepts(&[media_types::DOCKER_MANIFEST], oci));
         assert!(accepts(&[media_types::DOCKER_MANIFEST, "*/*"], oci));
     }

@@ -81,6 +81,17 @@ impl UploadLocks {
     }
 }
 
+/// Chunks arrive in order: one that names its start must begin where the upload ends.
+fn check_offset(session: &UploadSession, start: Option<u64>) -> Result<(), RegistryError> {
+    match start {
+        Some(start) if start != session.size => Err(RegistryError::ChunkOutOfOrder {
+            start,
+            size: session.size,
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Registry {
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState, RegistryError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -131,14 +142,7 @@ impl Registry {
     ) -> Result<UploadState, RegistryError> {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repo, id).await?;
-        if let Some(start) = start
-            && start != session.size
-        {
-            return Err(RegistryError::ChunkOutOfOrder {
-                start,
-                size: session.size,
-            });
-        }
+        check_offset(&session, start)?;
         let (size, _) = self.append_locked(&session, declared_len, body).await?;
         Ok(UploadState {
             id: session.id,
@@ -161,14 +165,14 @@ impl Registry {
             .blobs
             .append_upload(&session.id, session.size, stream)
             .await;
-        let tally = into_tally(tally);
+        let mut tally = into_tally(tally);
         if tally.over_limit {
             return Err(RegistryError::BlobTooLarge {
                 limit: self.limits.max_blob_bytes,
             });
         }
-        if let Some(e) = tally.body_error {
-            return Err(RegistryError::Body(e));
+        if let Some(e) = tally.body_failure(declared_len) {
+            return Err(e);
         }
         let size = written?;
         if let Some(declared) = declared_len
@@ -194,16 +198,19 @@ impl Registry {
         Ok((size, tally.hasher))
     }
 
-    /// Completes an upload with an optional last chunk, if the content matches `digest`.
+    /// Completes an upload with an optional last chunk (starting at `start`, from its
+    /// `Content-Range`, if given), if the content matches `digest`.
     pub async fn finish_upload(
         &self,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
+        start: Option<u64>,
         last_chunk: Option<(ByteStream, Option<u64>)>,
     ) -> Result<(), RegistryError> {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repo, id).await?;
+        check_offset(&session, start)?;
         let (size, hasher) = match last_chunk {
             Some((body, declared_len)) => self.append_locked(&session, declared_len, body).await?,
             None => (
@@ -226,8 +233,9 @@ impl Registry {
             });
         }
         self.blobs.commit_upload(id, size, digest).await?;
-        self.meta.link_blob(repo.as_str(), digest, size).await?;
-        self.meta.delete_upload(id).await?;
+        self.meta
+            .complete_upload(id, repo.as_str(), digest, size)
+            .await?;
         Ok(())
     }
 
@@ -270,7 +278,9 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.blobs.begin_upload(&id).await?;
-        let result = self.put_blob_as(&id, repo, digest, declared_len, body).await;
+        let result = self
+            .put_blob_as(&id, repo, digest, declared_len, body)
+            .await;
         if result.is_err() {
             self.blobs.abort_upload(&id).await?;
         }
@@ -290,14 +300,14 @@ impl Registry {
         let hasher = DigestHasher::new(digest.algorithm());
         let (stream, tally) = Metered::new(body, hasher, self.limits.max_blob_bytes);
         let written = self.blobs.append_upload(id, 0, stream).await;
-        let tally = into_tally(tally);
+        let mut tally = into_tally(tally);
         if tally.over_limit {
             return Err(RegistryError::BlobTooLarge {
                 limit: self.limits.max_blob_bytes,
             });
         }
-        if let Some(e) = tally.body_error {
-            return Err(RegistryError::Body(e));
+        if let Some(e) = tally.body_failure(declared_len) {
+            return Err(e);
         }
         let size = written?;
         if let Some(declared) = declared_len

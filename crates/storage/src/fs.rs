@@ -167,7 +167,8 @@ impl BlobStore for FsBlobStore {
         if actual > size {
             file.set_len(size).await?;
         }
-        file.sync_all().await?;
+        // Data and size must be durable before the rename names them; mtime need not be.
+        file.sync_data().await?;
         drop(file);
         let dir = target.parent().expect("blob paths have a parent");
         if !fs::try_exists(dir).await? {
@@ -191,7 +192,10 @@ impl BlobStore for FsBlobStore {
             Ok(f) => f,
             Err(e) => return not_found_as(e, StorageError::UploadNotFound),
         };
-        Ok(Box::pin(ReaderStream::with_capacity(file.take(size), READ_CHUNK)))
+        Ok(Box::pin(ReaderStream::with_capacity(
+            file.take(size),
+            READ_CHUNK,
+        )))
     }
 
     async fn idle_uploads(&self, age: Duration) -> Result<Vec<String>, StorageError> {
@@ -233,8 +237,20 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let d = Digest::sha256_of(b"hello world");
         store.begin_upload("u1").await.unwrap();
-        assert_eq!(store.append_upload("u1", 0, stream(&[b"hello "])).await.unwrap(), 6);
-        assert_eq!(store.append_upload("u1", 6, stream(&[b"world"])).await.unwrap(), 11);
+        assert_eq!(
+            store
+                .append_upload("u1", 0, stream(&[b"hello "]))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(
+            store
+                .append_upload("u1", 6, stream(&[b"world"]))
+                .await
+                .unwrap(),
+            11
+        );
         assert_eq!(store.stat(&d).await.unwrap(), None);
         store.commit_upload("u1", 11, &d).await.unwrap();
         assert_eq!(store.stat(&d).await.unwrap(), Some(11));
@@ -246,7 +262,10 @@ mod tests {
         ));
         store.delete(&d).await.unwrap();
         assert_eq!(store.stat(&d).await.unwrap(), None);
-        assert!(matches!(store.read(&d, 0..1).await, Err(StorageError::NotFound)));
+        assert!(matches!(
+            store.read(&d, 0..1).await,
+            Err(StorageError::NotFound)
+        ));
     }
 
     #[tokio::test]
@@ -254,13 +273,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         store.begin_upload("u2").await.unwrap();
-        store.append_upload("u2", 0, stream(&[b"abc"])).await.unwrap();
+        store
+            .append_upload("u2", 0, stream(&[b"abc"]))
+            .await
+            .unwrap();
         let failing: ByteStream = Box::pin(futures::stream::iter(vec![
             Ok(Bytes::from_static(b"garbage")),
             Err(io::Error::other("client went away")),
         ]));
         assert!(store.append_upload("u2", 3, failing).await.is_err());
-        assert_eq!(store.append_upload("u2", 3, stream(&[b"def"])).await.unwrap(), 6);
+        assert_eq!(
+            store
+                .append_upload("u2", 3, stream(&[b"def"]))
+                .await
+                .unwrap(),
+            6
+        );
         let d = Digest::sha256_of(b"abcdef");
         store.commit_upload("u2", 6, &d).await.unwrap();
         assert_eq!(read_all(&store, &d, 0..6).await, b"abcdef");
@@ -276,10 +304,21 @@ mod tests {
             store.append_upload(id, 0, stream(&[b"x"])).await.unwrap();
             store.commit_upload(id, 1, &d).await.unwrap();
         }
-        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("uploads"))
+                .unwrap()
+                .count(),
+            0
+        );
         assert!(store.begin_upload("../escape").await.is_err());
         store.begin_upload("c").await.unwrap();
-        assert!(store.idle_uploads(Duration::from_secs(60)).await.unwrap().is_empty());
+        assert!(
+            store
+                .idle_uploads(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(store.idle_uploads(Duration::ZERO).await.unwrap(), ["c"]);
         assert!(matches!(
             store.commit_upload("a", 1, &d).await,
