@@ -27,4 +27,10 @@ done
 "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5102 --pid "$bulwark_pid" \
   --label bulwark --json-out "$OUT/bulwark.json" "$@" || echo "bulwark run reported errors"
 "$venv/bin/python" "$harness/regbench.py" --compare "$OUT/peer.json" "$OUT/bulwark.json" | tee "$OUT/compare.md"
+if command -v wrk >/dev/null && [ -z "${NO_WRK:-}" ]; then
+  python3 bench/wrk.py "distribution=http://127.0.0.1:5101=$peer_pid=$OUT/peer.json" \
+    "bulwark=http://127.0.0.1:5102=$bulwark_pid=$OUT/bulwark.json" | tee "$OUT/wrk.md"
+fi
+bench/pull_ceiling.sh http://127.0.0.1:5102 "$OUT/ceiling" | tee "$OUT/ceiling.md"
+echo "bulwark peak RSS over the whole run (VmHWM): $(grep VmHWM /proc/$bulwark_pid/status)"
 echo "results in $OUT"

@@ -27,7 +27,7 @@ pub(crate) struct Metered {
 
 impl Metered {
     /// Wraps `inner`; the stream fails once more than `limit` bytes went through.
-    pub fn new(
+    pub fn wrap(
         inner: ByteStream,
         hasher: DigestHasher,
         limit: u64,

@@ -160,7 +160,7 @@ impl Registry {
         let hasher = DigestHasher::restore(&session.hash_state)
             .map_err(|e| RegistryError::Meta(bulwark_meta::MetaError::Corrupt(e.to_string())))?;
         let limit = self.limits.max_blob_bytes.saturating_sub(session.size);
-        let (stream, tally) = Metered::new(body, hasher, limit);
+        let (stream, tally) = Metered::wrap(body, hasher, limit);
         let written = self
             .blobs
             .append_upload(&session.id, session.size, stream)
@@ -298,7 +298,7 @@ impl Registry {
         // The body is hashed even when the blob is already stored: visibility in this
         // repository is earned by proving possession of the content.
         let hasher = DigestHasher::new(digest.algorithm());
-        let (stream, tally) = Metered::new(body, hasher, self.limits.max_blob_bytes);
+        let (stream, tally) = Metered::wrap(body, hasher, self.limits.max_blob_bytes);
         let written = self.blobs.append_upload(id, 0, stream).await;
         let mut tally = into_tally(tally);
         if tally.over_limit {
