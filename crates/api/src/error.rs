@@ -31,7 +31,11 @@ impl ApiError {
     }
 
     pub fn unsupported(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::Unsupported, message)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Unsupported,
+            message,
+        )
     }
 }
 
@@ -44,7 +48,6 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Denied => StatusCode::FORBIDDEN,
         ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorCode::BlobUploadInvalid
         | ErrorCode::DigestInvalid
         | ErrorCode::ManifestBlobUnknown
@@ -75,6 +78,9 @@ impl From<RegistryError> for ApiError {
         let status = match &e {
             RegistryError::ManifestTooLarge { .. } | RegistryError::BlobTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
+            }
+            RegistryError::ChunkOutOfOrder { .. } | RegistryError::RangeNotSatisfiable { .. } => {
+                StatusCode::RANGE_NOT_SATISFIABLE
             }
             _ => status_of(code),
         };

@@ -57,10 +57,9 @@ fn parse_target(path: &str) -> Option<Target<'_>> {
         Some(Target::Blob(name, last))
     } else if let Some(name) = head.strip_suffix("/manifests") {
         Some(Target::Manifest(name, last))
-    } else if let Some(name) = head.strip_suffix("/referrers") {
-        Some(Target::Referrers(name, last))
     } else {
-        None
+        head.strip_suffix("/referrers")
+            .map(|name| Target::Referrers(name, last))
     }
 }
 
@@ -70,8 +69,12 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let route = parse_target(&path);
     let name = route_name(route.as_ref(), req.method());
     let mut resp = match route {
-        None => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameInvalid, "no such route")
-            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NameInvalid,
+            "no such route",
+        )
+        .into_response(),
         Some(target) => handle(&state, target, req)
             .await
             .unwrap_or_else(IntoResponse::into_response),
@@ -135,7 +138,10 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
             headers.insert(header::CONTENT_TYPE, header_value(&manifest.media_type)?);
             headers.insert(DIGEST_HEADER, header_value(&manifest.digest.to_string())?);
             headers.insert(header::CONTENT_LENGTH, manifest.content.len().into());
-            headers.insert(header::ETAG, header_value(&format!("\"{}\"", manifest.digest))?);
+            headers.insert(
+                header::ETAG,
+                header_value(&format!("\"{}\"", manifest.digest))?,
+            );
             let body = if m == Method::HEAD {
                 Body::empty()
             } else {
@@ -189,9 +195,7 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
                 headers.insert(header::CONTENT_LENGTH, size.into());
                 return Ok((StatusCode::OK, headers).into_response());
             }
-            let range = header_str(req.headers(), header::RANGE)
-                .map(parse_range)
-                .transpose()?;
+            let range = header_str(req.headers(), header::RANGE).and_then(parse_range);
             let read = reg.read_blob(&repo, &digest, range).await?;
             let status = match &read.range {
                 Some(r) => {
@@ -224,7 +228,9 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
                 let can_read = |_: &RepoName| true;
                 return match reg.mount(&repo, &digest, from.as_ref(), &can_read).await? {
                     MountOutcome::Mounted => blob_created(&repo, &digest),
-                    MountOutcome::Upload(state) => upload_response(StatusCode::ACCEPTED, &repo, &state),
+                    MountOutcome::Upload(state) => {
+                        upload_response(StatusCode::ACCEPTED, &repo, &state)
+                    }
                 };
             }
             if let Some(digest) = query.get("digest") {
@@ -243,35 +249,13 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
         }
         (Target::Upload(name, id), Method::PATCH) => {
             let repo = reg.repo_name(name)?;
-            let range = header_str(req.headers(), header::CONTENT_RANGE)
-                .map(parse_content_range)
-                .transpose()?;
-            let len = content_length(req.headers())?;
-            if let (Some((start, end)), Some(len)) = (range, len)
-                && end - start + 1 != len
-            {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::SizeInvalid,
-                    format!("Content-Range {start}-{end} does not match Content-Length {len}"),
-                ));
-            }
-            let declared = len.or(range.map(|(s, e)| e - s + 1));
+            let (start, declared) = chunk_headers(req.headers())?;
             match reg
-                .append_chunk(&repo, id, range.map(|r| r.0), declared, body_stream(req))
+                .append_chunk(&repo, id, start, declared, body_stream(req))
                 .await
             {
                 Ok(state) => upload_response(StatusCode::ACCEPTED, &repo, &state),
-                Err(e @ bulwark_registry::RegistryError::ChunkOutOfOrder { .. }) => {
-                    // Tell the client where the upload stands so it can resume.
-                    let state = reg.upload_status(&repo, id).await?;
-                    let mut err = ApiError::from(e);
-                    for (k, v) in upload_headers(&repo, &state)? {
-                        err = err.with_header(k, v);
-                    }
-                    Err(err)
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(upload_error(reg, &repo, id, e).await),
             }
         }
         (Target::Upload(name, id), Method::PUT) => {
@@ -286,10 +270,15 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
                     )
                 })?
                 .parse()?;
-            let len = content_length(req.headers())?;
-            let last_chunk = (len != Some(0)).then(|| (body_stream(req), len));
-            reg.finish_upload(&repo, id, &digest, last_chunk).await?;
-            blob_created(&repo, &digest)
+            let (start, declared) = chunk_headers(req.headers())?;
+            let last_chunk = (declared != Some(0)).then(|| (body_stream(req), declared));
+            match reg
+                .finish_upload(&repo, id, &digest, start, last_chunk)
+                .await
+            {
+                Ok(()) => blob_created(&repo, &digest),
+                Err(e) => Err(upload_error(reg, &repo, id, e).await),
+            }
         }
         (Target::Upload(name, id), Method::DELETE) => {
             let repo = reg.repo_name(name)?;
@@ -307,7 +296,10 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
                 HeaderValue::from_static(bulwark_oci::media_types::OCI_INDEX),
             );
             if index.filtered {
-                headers.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+                headers.insert(
+                    "oci-filters-applied",
+                    HeaderValue::from_static("artifactType"),
+                );
             }
             Ok((StatusCode::OK, headers, index.body).into_response())
         }
@@ -323,7 +315,10 @@ struct Json(Vec<u8>);
 impl IntoResponse for Json {
     fn into_response(self) -> Response {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             self.0,
         )
             .into_response()
@@ -406,7 +401,11 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
     header_str(headers, header::CONTENT_LENGTH)
         .map(|v| {
             v.parse().map_err(|_| {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::SizeInvalid, "bad Content-Length")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::SizeInvalid,
+                    "bad Content-Length",
+                )
             })
         })
         .transpose()
@@ -416,25 +415,26 @@ fn body_stream(req: Request) -> ByteStream {
     Box::pin(req.into_body().into_data_stream().map_err(io::Error::other))
 }
 
-fn range_error(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        ErrorCode::RangeInvalid,
-        format!("malformed {what}"),
-    )
+/// `Range: bytes=a-b`, `bytes=a-` or `bytes=-n`. Anything else (another unit, several
+/// ranges, bad syntax) is `None`: RFC 9110 lets a server ignore it and send the whole blob.
+fn parse_range(v: &str) -> Option<ByteRange> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let num = |s: &str| s.trim().parse::<u64>().ok();
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (false, false) => Some(ByteRange::Closed(num(a)?, num(b)?)),
+        (false, true) => Some(ByteRange::From(num(a)?)),
+        (true, false) => Some(ByteRange::Suffix(num(b)?)),
+        (true, true) => None,
+    }
 }
 
-/// `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` (one range only).
-fn parse_range(v: &str) -> Result<ByteRange> {
-    let spec = v.trim().strip_prefix("bytes=").ok_or_else(|| range_error("Range"))?;
-    let (a, b) = spec.split_once('-').ok_or_else(|| range_error("Range"))?;
-    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| range_error("Range"));
-    match (a.trim().is_empty(), b.trim().is_empty()) {
-        (false, false) => Ok(ByteRange::Closed(num(a)?, num(b)?)),
-        (false, true) => Ok(ByteRange::From(num(a)?)),
-        (true, false) => Ok(ByteRange::Suffix(num(b)?)),
-        (true, true) => Err(range_error("Range")),
-    }
+fn content_range_error() -> ApiError {
+    ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorCode::BlobUploadInvalid,
+        "malformed Content-Range (expected start-end)",
+    )
 }
 
 /// `Content-Range: start-end` on a chunk (some clients prefix `bytes `/`bytes=`).
@@ -445,16 +445,62 @@ fn parse_content_range(v: &str) -> Result<(u64, u64)> {
         .or_else(|| v.strip_prefix("bytes="))
         .unwrap_or(v);
     let v = v.split('/').next().unwrap_or(v);
-    let (a, b) = v.split_once('-').ok_or_else(|| range_error("Content-Range"))?;
-    let start: u64 = a.trim().parse().map_err(|_| range_error("Content-Range"))?;
-    let end: u64 = b.trim().parse().map_err(|_| range_error("Content-Range"))?;
+    let (a, b) = v.split_once('-').ok_or_else(content_range_error)?;
+    let start: u64 = a.trim().parse().map_err(|_| content_range_error())?;
+    let end: u64 = b.trim().parse().map_err(|_| content_range_error())?;
     if end < start {
-        return Err(range_error("Content-Range"));
+        return Err(content_range_error());
     }
     Ok((start, end))
 }
 
-fn upload_headers(repo: &RepoName, state: &UploadState) -> Result<Vec<(header::HeaderName, HeaderValue)>> {
+/// The chunk a `PATCH` or closing `PUT` carries: the offset its `Content-Range` starts at, and
+/// its declared length (`Content-Length`, else the range's), which must agree when both are given.
+fn chunk_headers(headers: &HeaderMap) -> Result<(Option<u64>, Option<u64>)> {
+    let range = header_str(headers, header::CONTENT_RANGE)
+        .map(parse_content_range)
+        .transpose()?;
+    let len = content_length(headers)?;
+    if let (Some((start, end)), Some(len)) = (range, len)
+        && end - start + 1 != len
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::SizeInvalid,
+            format!("Content-Range {start}-{end} does not match Content-Length {len}"),
+        ));
+    }
+    Ok((range.map(|r| r.0), len.or(range.map(|(s, e)| e - s + 1))))
+}
+
+/// An error on an upload; an out-of-order chunk also tells the client where the upload
+/// stands (`Location`, `Range`) so that it can resume.
+async fn upload_error(
+    reg: &bulwark_registry::Registry,
+    repo: &RepoName,
+    id: &str,
+    e: bulwark_registry::RegistryError,
+) -> ApiError {
+    if !matches!(e, bulwark_registry::RegistryError::ChunkOutOfOrder { .. }) {
+        return e.into();
+    }
+    let state = match reg.upload_status(repo, id).await {
+        Ok(state) => state,
+        Err(e) => return e.into(),
+    };
+    let headers = match upload_headers(repo, &state) {
+        Ok(headers) => headers,
+        Err(e) => return e,
+    };
+    headers
+        .into_iter()
+        .fold(ApiError::from(e), |err, (k, v)| err.with_header(k, v))
+}
+
+fn upload_headers(
+    repo: &RepoName,
+    state: &UploadState,
+) -> Result<Vec<(header::HeaderName, HeaderValue)>> {
     // An empty upload reports "0-0", as the reference implementation does.
     let end = state.size.saturating_sub(1);
     Ok(vec![
@@ -467,7 +513,6 @@ fn upload_headers(repo: &RepoName, state: &UploadState) -> Result<Vec<(header::H
             header::HeaderName::from_static(UPLOAD_UUID_HEADER),
             header_value(&state.id)?,
         ),
-        (header::CONTENT_LENGTH, HeaderValue::from_static("0")),
     ])
 }
 
@@ -480,7 +525,10 @@ fn upload_response(status: StatusCode, repo: &RepoName, state: &UploadState) -> 
 fn blob_created(repo: &RepoName, digest: &Digest) -> Result<Response> {
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
-    h.insert(header::LOCATION, header_value(&format!("/v2/{repo}/blobs/{digest}"))?);
+    h.insert(
+        header::LOCATION,
+        header_value(&format!("/v2/{repo}/blobs/{digest}"))?,
+    );
     h.insert(DIGEST_HEADER, header_value(&digest.to_string())?);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     Ok(resp)
@@ -500,9 +548,18 @@ mod tests {
             parse_target("/v2/a/manifests/b/manifests/latest"),
             Some(Target::Manifest("a/manifests/b", "latest"))
         );
-        assert_eq!(parse_target("/v2/a/blobs/sha256:x"), Some(Target::Blob("a", "sha256:x")));
-        assert_eq!(parse_target("/v2/a/blobs/uploads/"), Some(Target::Uploads("a")));
-        assert_eq!(parse_target("/v2/a/blobs/uploads/u1"), Some(Target::Upload("a", "u1")));
+        assert_eq!(
+            parse_target("/v2/a/blobs/sha256:x"),
+            Some(Target::Blob("a", "sha256:x"))
+        );
+        assert_eq!(
+            parse_target("/v2/a/blobs/uploads/"),
+            Some(Target::Uploads("a"))
+        );
+        assert_eq!(
+            parse_target("/v2/a/blobs/uploads/u1"),
+            Some(Target::Upload("a", "u1"))
+        );
         assert_eq!(
             parse_target("/v2/a/referrers/sha256:x"),
             Some(Target::Referrers("a", "sha256:x"))
@@ -513,11 +570,12 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9").unwrap(), ByteRange::Closed(0, 9));
-        assert_eq!(parse_range("bytes=5-").unwrap(), ByteRange::From(5));
-        assert_eq!(parse_range("bytes=-5").unwrap(), ByteRange::Suffix(5));
-        assert!(parse_range("bytes=-").is_err());
-        assert!(parse_range("items=0-1").is_err());
+        assert_eq!(parse_range("bytes=0-9"), Some(ByteRange::Closed(0, 9)));
+        assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
+        assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
+        assert_eq!(parse_range("bytes=-"), None);
+        assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(parse_range("bytes=0-1,4-5"), None);
         assert_eq!(parse_content_range("0-9").unwrap(), (0, 9));
         assert_eq!(parse_content_range("bytes 10-19/100").unwrap(), (10, 19));
         assert!(parse_content_range("9-0").is_err());

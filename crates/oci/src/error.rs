@@ -1,7 +1,7 @@
 //! The error codes of the OCI Distribution Specification, and this crate's validation errors.
 
-/// Error codes from the distribution spec (plus `TOOMANYREQUESTS`, `DENIED`, `UNAUTHORIZED`
-/// which the spec also lists). The HTTP status belongs to the `api` crate.
+/// The error codes of the distribution spec, which says an error's code MUST be one of them.
+/// The HTTP status belongs to the `api` crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     BlobUnknown,
@@ -18,7 +18,6 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
-    RangeInvalid,
 }
 
 impl ErrorCode {
@@ -38,8 +37,6 @@ impl ErrorCode {
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
-            // Not a spec code: distribution uses it for a bad Content-Range/Range.
-            ErrorCode::RangeInvalid => "RANGE_INVALID",
         }
     }
 }
