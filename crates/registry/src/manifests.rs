@@ -187,9 +187,9 @@ impl Registry {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<ReferrersIndex, RegistryError> {
-        if !self.meta.repository_exists(repo.as_str()).await? {
-            return Err(RegistryError::NameUnknown);
-        }
+        // No NAME_UNKNOWN here: a registry that supports the referrers API MUST NOT answer it
+        // with a 404 (clients take that as the API missing), so an unknown repository simply
+        // has no referrers.
         let referrers = self
             .meta
             .referrers(repo.as_str(), subject, artifact_type)
