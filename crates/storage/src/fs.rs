@@ -7,23 +7,24 @@
 //! A blob appears by `rename` of a fully written and fsynced upload file, so a reader sees a
 //! whole blob or none, whatever moment the process dies.
 
-use std::io::{self, SeekFrom};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bulwark_oci::Digest;
+use bytes::Bytes;
 use futures::StreamExt;
-use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::fs::{self, File};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::{BlobStore, ByteStream, StorageError};
 
 /// Read size for serving blobs: large enough to keep syscalls and task hops rare.
 const READ_CHUNK: usize = 256 * 1024;
-/// Write coalescing for uploads, whose request frames are small.
-const WRITE_BUFFER: usize = 1024 * 1024;
+/// Bytes of request chunks handed to one blocking write.
+const WRITE_BATCH: usize = 1024 * 1024;
 
 pub struct FsBlobStore {
     blobs: PathBuf,
@@ -68,9 +69,137 @@ fn not_found_as<T>(e: io::Error, err: StorageError) -> Result<T, StorageError> {
     }
 }
 
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io(io::Error::other(e)))?
+}
+
+/// Opens an upload and takes its lock. A write still running for an earlier request on
+/// this upload (its client went away and its task was dropped) holds the lock until it
+/// ends, so a retry never writes or commits beside it.
+fn open_locked(path: &Path) -> Result<std::fs::File, StorageError> {
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) => return not_found_as(e, StorageError::UploadNotFound),
+    };
+    file.lock()?;
+    Ok(file)
+}
+
+/// Opens an upload for writing at `offset`, dropping bytes past it.
+fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, StorageError> {
+    let mut file = open_locked(path)?;
+    let len = file.metadata()?.len();
+    if len < offset {
+        return Err(StorageError::UploadSizeMismatch {
+            expected: offset,
+            actual: len,
+        });
+    }
+    if len > offset {
+        file.set_len(offset)?;
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(file)
+}
+
+/// Writes request chunks to a file on a blocking thread, a batch at a time, without
+/// copying them: while one batch is written the next accumulates, so receiving and writing
+/// overlap and at most two batches are held per upload.
+struct BatchWriter {
+    idle: Option<std::fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<io::Result<std::fs::File>>>,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+}
+
+impl BatchWriter {
+    fn new(file: std::fs::File) -> Self {
+        BatchWriter {
+            idle: Some(file),
+            in_flight: None,
+            batch: Vec::new(),
+            batch_len: 0,
+        }
+    }
+
+    async fn push(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.batch_len += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_len >= WRITE_BATCH {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the previous batch, then hands the current one to a blocking thread.
+    async fn send(&mut self) -> io::Result<()> {
+        let mut file = match self.in_flight.take() {
+            Some(write) => write.await.map_err(io::Error::other)??,
+            None => self
+                .idle
+                .take()
+                .expect("a file is idle when no write is in flight"),
+        };
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_len = 0;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            for chunk in &batch {
+                file.write_all(chunk)?;
+            }
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the write in flight; with `write_rest`, first hands over the last batch.
+    async fn finish(mut self, write_rest: bool) -> io::Result<()> {
+        if write_rest && !self.batch.is_empty() {
+            self.send().await?;
+        }
+        if let Some(write) = self.in_flight.take() {
+            write.await.map_err(io::Error::other)??;
+        }
+        Ok(())
+    }
+}
+
 /// Makes a rename or creation inside `dir` durable.
-async fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir).await?.sync_all().await
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Moves the first `size` bytes of an upload to `target`, durably.
+fn commit(upload: &Path, size: u64, target: &Path) -> Result<(), StorageError> {
+    let file = open_locked(upload)?;
+    let actual = file.metadata()?.len();
+    if actual < size {
+        return Err(StorageError::UploadSizeMismatch {
+            expected: size,
+            actual,
+        });
+    }
+    if target.exists() {
+        std::fs::remove_file(upload)?;
+        return Ok(());
+    }
+    if actual > size {
+        file.set_len(size)?;
+    }
+    // Data and size must be durable before the rename names them; mtime need not be.
+    file.sync_data()?;
+    let dir = target.parent().expect("blob paths have a parent");
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        sync_dir(dir.parent().expect("fan-out dirs have a parent"))?;
+    }
+    std::fs::rename(upload, target)?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -114,30 +243,29 @@ impl BlobStore for FsBlobStore {
         mut data: ByteStream,
     ) -> Result<u64, StorageError> {
         let path = self.upload_path(id)?;
-        let mut file = match OpenOptions::new().write(true).open(&path).await {
-            Ok(f) => f,
-            Err(e) => return not_found_as(e, StorageError::UploadNotFound),
-        };
-        let len = file.metadata().await?.len();
-        if len < offset {
-            return Err(StorageError::UploadSizeMismatch {
-                expected: offset,
-                actual: len,
-            });
-        }
-        if len > offset {
-            file.set_len(offset).await?;
-        }
-        file.seek(SeekFrom::Start(offset)).await?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let file = blocking(move || open_at(&path, offset)).await?;
+        let mut writer = BatchWriter::new(file);
         let mut size = offset;
+        let mut failure = None;
         while let Some(chunk) = data.next().await {
-            let chunk = chunk?;
-            out.write_all(&chunk).await?;
-            size += chunk.len() as u64;
+            let pushed = match chunk {
+                Ok(chunk) => {
+                    size += chunk.len() as u64;
+                    writer.push(chunk).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = pushed {
+                failure = Some(e);
+                break;
+            }
         }
-        out.flush().await?;
-        Ok(size)
+        // Always wait for the write in flight, so that no write outlives this call.
+        let flushed = writer.finish(failure.is_none()).await;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => flushed.map(|()| size).map_err(Into::into),
+        }
     }
 
     async fn commit_upload(
@@ -148,36 +276,7 @@ impl BlobStore for FsBlobStore {
     ) -> Result<(), StorageError> {
         let upload = self.upload_path(id)?;
         let target = self.blob_path(digest);
-        let file = match OpenOptions::new().write(true).open(&upload).await {
-            Ok(f) => f,
-            Err(e) => return not_found_as(e, StorageError::UploadNotFound),
-        };
-        let actual = file.metadata().await?.len();
-        if actual < size {
-            return Err(StorageError::UploadSizeMismatch {
-                expected: size,
-                actual,
-            });
-        }
-        if fs::try_exists(&target).await? {
-            drop(file);
-            fs::remove_file(&upload).await?;
-            return Ok(());
-        }
-        if actual > size {
-            file.set_len(size).await?;
-        }
-        // Data and size must be durable before the rename names them; mtime need not be.
-        file.sync_data().await?;
-        drop(file);
-        let dir = target.parent().expect("blob paths have a parent");
-        if !fs::try_exists(dir).await? {
-            fs::create_dir_all(dir).await?;
-            sync_dir(dir.parent().expect("fan-out dirs have a parent")).await?;
-        }
-        fs::rename(&upload, &target).await?;
-        sync_dir(dir).await?;
-        Ok(())
+        blocking(move || commit(&upload, size, &target)).await
     }
 
     async fn abort_upload(&self, id: &str) -> Result<(), StorageError> {
@@ -217,7 +316,6 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use futures::TryStreamExt;
 
     fn stream(parts: &[&'static [u8]]) -> ByteStream {
@@ -292,6 +390,35 @@ mod tests {
         let d = Digest::sha256_of(b"abcdef");
         store.commit_upload("u2", 6, &d).await.unwrap();
         assert_eq!(read_all(&store, &d, 0..6).await, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_append_never_writes_beside_its_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+        store.begin_upload("u3").await.unwrap();
+        // A client that sends several batches and then stalls; its request is then dropped.
+        let big = Bytes::from(vec![b'x'; WRITE_BATCH]);
+        let stalled: ByteStream = Box::pin(
+            futures::stream::iter(vec![Ok(big.clone()), Ok(big.clone()), Ok(big)])
+                .chain(futures::stream::pending()),
+        );
+        let s = store.clone();
+        let task = tokio::spawn(async move { s.append_upload("u3", 0, stalled).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        task.abort();
+        let _ = task.await;
+        assert_eq!(
+            store
+                .append_upload("u3", 0, stream(&[b"retry"]))
+                .await
+                .unwrap(),
+            5
+        );
+        let d = Digest::sha256_of(b"retry");
+        store.commit_upload("u3", 5, &d).await.unwrap();
+        assert_eq!(read_all(&store, &d, 0..5).await, b"retry");
+        assert_eq!(store.stat(&d).await.unwrap(), Some(5));
     }
 
     #[tokio::test]
