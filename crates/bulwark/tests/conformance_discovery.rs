@@ -63,6 +63,8 @@ async fn tag_list(r: &Registry) -> Vec<String> {
 
 #[tokio::test]
 async fn tag_list_has_name_and_lexically_ordered_tags() {
+    // The spec allows case-insensitive or "ASCIIbetical" (byte) order; Bulwark uses the
+    // latter, which is also the order in which `last` positions a page.
     let r = Registry::start();
     tag_all(&r, REPO, &TAGS).await;
     let resp = r.get(&format!("/v2/{REPO}/tags/list")).await;

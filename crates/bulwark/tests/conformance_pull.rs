@@ -16,6 +16,12 @@ async fn base_endpoint_answers_200_with_api_version_header() {
             "registry/2.0"
         );
     }
+    let resp = r.head("/v2/").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        header(&resp, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
 }
 
 #[tokio::test]
