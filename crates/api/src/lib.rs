@@ -27,7 +27,11 @@ pub struct AppState {
 
 impl AppState {
     /// `prometheus` renders `/metrics`; without it the route answers 404.
-    pub fn new(registry: Arc<Registry>, prometheus: Option<PrometheusHandle>, access_log: bool) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        prometheus: Option<PrometheusHandle>,
+        access_log: bool,
+    ) -> Self {
         AppState {
             registry,
             prometheus,
@@ -45,7 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -34,7 +34,11 @@ impl Default for RequestIds {
 
 impl RequestIds {
     fn next(&self) -> String {
-        format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
@@ -86,7 +90,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         "route" => route, "method" => method_label(&method), "status" => status.to_string()
     )
     .increment(1);
-    metrics::histogram!("bulwark_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    metrics::histogram!("bulwark_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
     metrics::counter!("bulwark_http_request_bytes_total", &labels).increment(bytes_in);
     metrics::counter!("bulwark_http_response_bytes_total", &labels).increment(bytes_out);
     if state.access_log {

@@ -90,7 +90,9 @@ impl FromStr for Digest {
             _ => return Err(invalid()),
         };
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(invalid());
         }
@@ -217,7 +219,10 @@ mod tests {
             ":e3b0",
             "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         ] {
-            assert!(matches!(bad.parse::<Digest>(), Err(OciError::DigestInvalid(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<Digest>(), Err(OciError::DigestInvalid(_))),
+                "{bad}"
+            );
         }
         assert!(matches!(
             "md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>(),

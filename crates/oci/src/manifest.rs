@@ -17,8 +17,12 @@ pub mod media_types {
     pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
     /// Every manifest media type Bulwark stores, in preference order for content negotiation.
-    pub const ALL_MANIFESTS: [&str; 4] =
-        [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+    pub const ALL_MANIFESTS: [&str; 4] = [
+        OCI_MANIFEST,
+        OCI_INDEX,
+        DOCKER_MANIFEST,
+        DOCKER_MANIFEST_LIST,
+    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +138,9 @@ impl ParsedManifest {
                     && self.artifact_type.is_none()
                     && self.media_type == media_types::OCI_MANIFEST
                 {
-                    return invalid("artifactType is required when config.mediaType is the empty media type");
+                    return invalid(
+                        "artifactType is required when config.mediaType is the empty media type",
+                    );
                 }
             }
             ManifestKind::Index => {
@@ -212,8 +218,8 @@ mod tests {
 
     #[test]
     fn image_manifest() {
-        let m = ParsedManifest::parse(Some(media_types::OCI_MANIFEST), image("").as_bytes())
-            .unwrap();
+        let m =
+            ParsedManifest::parse(Some(media_types::OCI_MANIFEST), image("").as_bytes()).unwrap();
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.required_blobs().count(), 2);
         assert_eq!(
@@ -266,7 +272,10 @@ mod tests {
             ),
         ];
         for (ct, body) in cases {
-            assert!(ParsedManifest::parse(ct, body.as_bytes()).is_err(), "{body}");
+            assert!(
+                ParsedManifest::parse(ct, body.as_bytes()).is_err(),
+                "{body}"
+            );
         }
     }
 

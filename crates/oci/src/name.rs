@@ -149,18 +149,7 @@ mod tests {
             assert!(RepoName::parse(ok, 255).is_ok(), "{ok}");
         }
         for bad in [
-            "",
-            "A",
-            "a/",
-            "/a",
-            "a//b",
-            "a..b",
-            "a___b",
-            "-a",
-            "a-",
-            "a_",
-            "a b",
-            "a/../b",
+            "", "A", "a/", "/a", "a//b", "a..b", "a___b", "-a", "a-", "a_", "a b", "a/../b",
         ] {
             assert!(RepoName::parse(bad, 255).is_err(), "{bad}");
         }

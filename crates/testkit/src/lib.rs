@@ -25,12 +25,19 @@ impl TestServer {
     }
 
     /// Starts `bin` with extra `serve` arguments and environment variables.
-    pub fn start_with(bin: impl AsRef<Path>, extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
+    pub fn start_with(
+        bin: impl AsRef<Path>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let mut s = TestServer {
             bin: bin.as_ref().to_owned(),
             data: tempfile::tempdir().expect("temp dir"),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             url: String::new(),
             host: String::new(),
@@ -72,7 +79,10 @@ impl TestServer {
         let url = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("bulwark did not report its address within 60 s");
-        self.host = url.trim_start_matches("http://").trim_start_matches("https://").to_owned();
+        self.host = url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned();
         self.url = url;
         self.child = Some(child);
     }
@@ -90,7 +100,10 @@ impl TestServer {
         let Some(mut c) = self.child.take() else {
             return true;
         };
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         c.wait().map(|s| s.success()).unwrap_or(false)
     }
 
