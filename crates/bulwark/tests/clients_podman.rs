@@ -245,3 +245,105 @@ async fn buildah_scratch_image_push_and_pull_with_skopeo() {
     let got = std::fs::read_to_string(extracted.join("greeting/hello.txt")).expect("file in layer");
     assert_eq!(got, content);
 }
+
+/// `podman manifest push --all` stores an image index and its two images; the index is
+/// served as pushed, everything it references pulls whole, and a podman asking for the
+/// arm64 entry gets that image.
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_manifest_list_push_and_platform_pull() {
+    let server = TestServer::start(bulwark_bin());
+    let fixtures = Layout::fixtures();
+    let http = http();
+    let host = &server.host;
+    let amd64 = fixtures.image("alpine318-apkdb");
+    let arm64 = fixtures.image("rhel8like-rpmsqlite");
+    for (tag, repo) in [
+        ("alpine318-apkdb", "base/a"),
+        ("rhel8like-rpmsqlite", "base/r"),
+    ] {
+        skopeo_copy(
+            &format!("oci:{}:{tag}", fixtures.root.display()),
+            &format!("docker://{host}/{repo}:1"),
+        )
+        .await;
+    }
+
+    let podman = Tool::new("podman");
+    podman.run(&["manifest", "create", "bulwark-list"]).await;
+    let add = |image: String, arch: &'static str| {
+        let podman = &podman;
+        async move {
+            podman
+                .run(&[
+                    "manifest",
+                    "add",
+                    "--tls-verify=false",
+                    "--arch",
+                    arch,
+                    "bulwark-list",
+                    &image,
+                ])
+                .await
+        }
+    };
+    add(format!("docker://{host}/base/a:1"), "amd64").await;
+    add(format!("docker://{host}/base/r:1"), "arm64").await;
+    let list = format!("docker://{host}/multi/list:1");
+    podman
+        .run(&[
+            "manifest",
+            "push",
+            "--all",
+            "--tls-verify=false",
+            "bulwark-list",
+            &list,
+        ])
+        .await;
+
+    let served = get_manifest(&http, &server.url, "multi/list", "1")
+        .await
+        .expect("index pushed");
+    assert_eq!(served.media_type, "application/vnd.oci.image.index.v1+json");
+    let index: serde_json::Value = serde_json::from_slice(&served.body).unwrap();
+    let entries: Vec<(&str, &str)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"].as_str().unwrap(),
+                m["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("amd64", amd64.manifest_digest.as_str()),
+            ("arm64", arm64.manifest_digest.as_str())
+        ]
+    );
+    assert_eq!(
+        pull_verified(&http, &server.url, "multi/list", "1").await,
+        served.digest
+    );
+
+    let puller = Tool::new("podman");
+    let reference = format!("{host}/multi/list:1");
+    puller
+        .run(&[
+            "pull",
+            "--quiet",
+            "--tls-verify=false",
+            "--arch",
+            "arm64",
+            &reference,
+        ])
+        .await;
+    let info = puller.inspect(&reference).await;
+    assert_eq!(
+        info["Id"],
+        arm64.config.digest.trim_start_matches("sha256:"),
+        "the arm64 entry of the index"
+    );
+}
