@@ -112,7 +112,8 @@ impl ParsedManifest {
         let parsed = ParsedManifest {
             kind,
             media_type,
-            artifact_type: raw.artifact_type,
+            // The distribution spec treats an empty artifactType as a missing one.
+            artifact_type: raw.artifact_type.filter(|t| !t.is_empty()),
             config: raw.config,
             layers: raw.layers.unwrap_or_default(),
             manifests: raw.manifests.unwrap_or_default(),
