@@ -226,6 +226,35 @@ async fn artifact_type_filter_is_applied_and_announced() {
 }
 
 #[tokio::test]
+async fn empty_artifact_type_counts_as_missing() {
+    // "If the artifactType is empty or missing in the image manifest, the value of
+    // artifactType MUST be set to the config descriptor mediaType value" (and omitted for
+    // an index).
+    let r = Registry::start();
+    let (image, subject) = setup(&r).await;
+    let config = b"{\"e\":1}".to_vec();
+    r.push_blob(REPO, &config).await;
+    let config_type = "application/vnd.example.config.v1+json";
+    let m = image_manifest(
+        descriptor(config_type, &config),
+        &[],
+        json!({"artifactType": "", "subject": subject}),
+    );
+    r.push_manifest(REPO, "m", OCI_MANIFEST, &m).await;
+    let index = index_manifest(&[], json!({"artifactType": "", "subject": subject}));
+    r.push_manifest(REPO, "i", OCI_INDEX, &index).await;
+    let listed = listing(referrers(&r, REPO, &image.digest, None).await).await;
+    assert_eq!(listed.len(), 2);
+    for d in listed {
+        if d["mediaType"] == OCI_MANIFEST {
+            assert_eq!(d["artifactType"], config_type);
+        } else {
+            assert!(d.get("artifactType").is_none(), "{d}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn filter_matches_the_config_media_type_stand_in() {
     let r = Registry::start();
     let (image, subject) = setup(&r).await;
