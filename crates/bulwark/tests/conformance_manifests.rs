@@ -715,6 +715,17 @@ async fn delete_tag_removes_only_the_tag() {
 }
 
 #[tokio::test]
+async fn deleting_a_manifest_leaves_a_tag_that_moved_away() {
+    let r = Registry::start();
+    let old = r.push_image(REPO, "latest", 25).await;
+    let new = r.push_image(REPO, "latest", 26).await;
+    let path = format!("/v2/{REPO}/manifests/{}", old.digest);
+    assert_eq!(r.delete(&path).await.status(), StatusCode::ACCEPTED);
+    let resp = r.get(&format!("/v2/{REPO}/manifests/latest")).await;
+    assert_manifest(resp, OCI_MANIFEST, &new.manifest).await;
+}
+
+#[tokio::test]
 async fn delete_in_unknown_repository_is_404_name_unknown() {
     let r = Registry::start();
     let digest = Digest::sha256_of(b"x");

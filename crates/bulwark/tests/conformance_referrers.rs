@@ -354,6 +354,24 @@ async fn referrers_are_scoped_to_their_repository() {
 }
 
 #[tokio::test]
+async fn subject_addressed_by_sha512_is_listed_under_that_digest() {
+    let r = Registry::start();
+    r.push_blob(REPO, b"{}").await;
+    let target = image_manifest(descriptor(OCI_CONFIG, b"{}"), &[], json!({}));
+    let digest = sha512_of(&target);
+    r.push_manifest(REPO, &digest.to_string(), OCI_MANIFEST, &target)
+        .await;
+    let mut subject = descriptor(OCI_MANIFEST, &target);
+    subject["digest"] = json!(digest.to_string());
+    let sig = artifact(&subject, SIGNATURE, "sha512");
+    let resp = r.put_manifest(REPO, "sig", OCI_MANIFEST, &sig).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(header(&resp, "oci-subject"), digest.to_string());
+    let listed = listing(referrers(&r, REPO, &digest, None).await).await;
+    assert_eq!(digests(&listed), [Digest::sha256_of(&sig).to_string()]);
+}
+
+#[tokio::test]
 async fn referrer_descriptor_matches_the_bytes_as_pushed() {
     let r = Registry::start();
     let (image, subject) = setup(&r).await;
