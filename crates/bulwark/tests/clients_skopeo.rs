@@ -244,3 +244,68 @@ async fn copy_between_repositories_mounts_blobs() {
         image.manifest_digest
     );
 }
+
+/// A copy that recompresses (gzip to zstd) streams each layer with no length known in
+/// advance (chunked transfer encoding): the registry stores what skopeo computed, the image
+/// keeps its config (same uncompressed content), and it copies back out whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn recompressing_copy_streams_layers_of_unknown_length() {
+    let server = TestServer::start(bulwark_bin());
+    let fixtures = Layout::fixtures();
+    let http = http();
+    let host = &server.host;
+    let want = fixtures.image("debian12-python");
+    let streamed_before = metric(
+        &http,
+        &server.url,
+        "bulwark_http_requests_total",
+        &[("route", "upload"), ("method", "PATCH")],
+    )
+    .await;
+    run(skopeo("copy").args([
+        "--quiet",
+        "--dest-compress-format",
+        "zstd",
+        &format!("oci:{}:debian12-python", fixtures.root.display()),
+        &format!("docker://{host}/zstd/py:1"),
+    ]))
+    .await;
+    let streamed = metric(
+        &http,
+        &server.url,
+        "bulwark_http_requests_total",
+        &[("route", "upload"), ("method", "PATCH")],
+    )
+    .await
+        - streamed_before;
+    assert!(
+        streamed >= 2.0,
+        "{streamed} streamed uploads for two recompressed layers"
+    );
+
+    let served = get_manifest(&http, &server.url, "zstd/py", "1")
+        .await
+        .expect("pushed");
+    let image = Image::parse(served.body.clone());
+    assert_eq!(image.config, want.config, "same image config");
+    assert_eq!(image.layers.len(), 2);
+    for (got, orig) in image.layers.iter().zip(&want.layers) {
+        assert_eq!(
+            got.media_type,
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        assert_ne!(got.digest, orig.digest, "the layer was recompressed");
+    }
+    assert_eq!(
+        pull_verified(&http, &server.url, "zstd/py", "1").await,
+        served.digest
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let dst = format!("oci:{}:py", out.path().display());
+    skopeo_copy(&format!("docker://{host}/zstd/py:1"), &dst).await;
+    let pulled = Layout::open(out.path());
+    let got = pulled.image("py");
+    assert_eq!(got.manifest, served.body);
+    pulled.assert_blobs_intact(&got);
+}
