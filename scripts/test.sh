@@ -11,12 +11,13 @@ mkdir -p "$cache"
 # Debian packages: command -> package.
 declare -A debs=(
   [skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci
-  [docker-registry]=docker-registry [wrk]=wrk
+  [docker-registry]=docker-registry [wrk]=wrk [curl]=curl [openssl]=openssl
 )
 missing=()
 for cmd in "${!debs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${debs[$cmd]}")
 done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -33,6 +34,13 @@ if ! "$venv/bin/python" -c 'import oras, aiohttp' >/dev/null 2>&1; then
   "$venv/bin/pip" install -q oras aiohttp
 fi
 export BULWARK_TEST_PYTHON="$venv/bin/python"
+
+# One PostgreSQL for the whole run; the tests create a database each.
+pg_dir=$(mktemp -d /tmp/bulwark-pg.XXXXXX)
+chmod 755 "$pg_dir"
+trap 'scripts/postgres.sh stop "$pg_dir/pg"; rm -rf "$pg_dir"' EXIT
+BULWARK_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir/pg")
+export BULWARK_TEST_POSTGRES_URL
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

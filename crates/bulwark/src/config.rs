@@ -28,10 +28,13 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
-    /// Metadata database URL; empty means SQLite at `<data_dir>/meta.db`.
+    /// Metadata database URL: empty means SQLite at `<data_dir>/meta.db`;
+    /// `postgres://user:pass@host:5432/db` selects PostgreSQL.
     pub url: String,
-    /// Connections for reads.
+    /// Connections for reads (for PostgreSQL, the whole pool).
     pub readers: u32,
+    /// PostgreSQL: longest a statement may run, in milliseconds.
+    pub statement_timeout_ms: u64,
     /// SQLite: fsync the log at every commit, so that even a power loss keeps the last
     /// pushes (a process crash loses nothing either way).
     pub sqlite_sync_every_commit: bool,
@@ -86,6 +89,7 @@ impl Default for Config {
             database: Database {
                 url: String::new(),
                 readers: 8,
+                statement_timeout_ms: 30_000,
                 sqlite_sync_every_commit: false,
             },
             limits: Limits {
@@ -171,6 +175,7 @@ impl Config {
     pub fn sql_options(&self) -> bulwark_meta::SqlOptions {
         bulwark_meta::SqlOptions {
             readers: self.database.readers,
+            statement_timeout_ms: self.database.statement_timeout_ms,
             sqlite_sync_every_commit: self.database.sqlite_sync_every_commit,
         }
     }

@@ -235,3 +235,36 @@ fn one_process_per_data_directory() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The binary on PostgreSQL metadata (blobs stay on the filesystem): push and pull back.
+#[tokio::test]
+async fn serves_with_postgresql_metadata() {
+    let url = bulwark_testkit::postgres_database();
+    let server = TestServer::start_with(BIN, &[], &[("BULWARK_DATABASE__URL", &url)]);
+    let http = reqwest::Client::new();
+    let blob = b"layer bytes on postgres".to_vec();
+    let digest = bulwark_oci::Digest::sha256_of(&blob);
+    let put = http
+        .post(format!(
+            "{}/v2/pg/repo/blobs/uploads/?digest={digest}",
+            server.url
+        ))
+        .body(blob.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let got = http
+        .get(format!("{}/v2/pg/repo/blobs/{digest}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), blob.as_slice());
+    let ready = http
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

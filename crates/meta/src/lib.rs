@@ -2,7 +2,7 @@
 //!
 //! `MetaStore` is what the registry layer needs; `SqlMetaStore` implements it over sqlx's
 //! `Any` driver so that one body of SQL and one test suite serve SQLite (the embedded
-//! default) and, with its own migrations, PostgreSQL.
+//! default) and PostgreSQL (scale-out), each with its own migrations.
 
 mod sql;
 
@@ -14,8 +14,10 @@ pub use sql::{SqlMetaStore, SqlOptions};
 pub enum MetaError {
     #[error("metadata database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("unsupported database URL {0:?} (expected sqlite:…)")]
+    #[error("unsupported database URL {0:?} (expected sqlite:… or postgres://…)")]
     UnsupportedUrl(String),
+    #[error("too many concurrent changes to one {0}; retry")]
+    Contention(&'static str),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the manifest references content missing from the repository: {}", list(.0))]

@@ -14,16 +14,23 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialect {
     Sqlite,
+    Postgres,
 }
 
 /// Versioned migrations, applied in order at start; a version is never edited once released.
+/// Each dialect has the same versions with the same meaning.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema/sqlite/0001_registry.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("schema/postgres/0001_registry.sql"))];
+
+/// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).
+const MIGRATION_LOCK: i64 = 0x6275_6c77_6172_6b01;
 
 pub struct SqlMetaStore {
     /// Queries that only read.
     read: AnyPool,
     /// Writes. For SQLite a single connection, so that writers queue in-process rather than
-    /// contend on the database lock.
+    /// contend on the database lock; for PostgreSQL the same pool as reads.
     write: AnyPool,
     dialect: Dialect,
 }
@@ -31,8 +38,10 @@ pub struct SqlMetaStore {
 /// How the metadata database is opened.
 #[derive(Clone, Debug)]
 pub struct SqlOptions {
-    /// Connections for reads.
+    /// Connections for reads (for PostgreSQL, the whole pool).
     pub readers: u32,
+    /// PostgreSQL only: longest a statement may run, in milliseconds.
+    pub statement_timeout_ms: u64,
     /// SQLite only: fsync the write-ahead log at every commit. Without it (SQLite's
     /// recommended `synchronous=NORMAL` for WAL) a process crash still loses nothing and the
     /// database stays consistent, but a power loss may roll back the last commits.
@@ -43,6 +52,7 @@ impl Default for SqlOptions {
     fn default() -> Self {
         SqlOptions {
             readers: 8,
+            statement_timeout_ms: 30_000,
             sqlite_sync_every_commit: false,
         }
     }
@@ -55,13 +65,22 @@ impl SqlMetaStore {
         Self::open(&url, options).await
     }
 
-    /// Opens the database at `url` and applies pending migrations.
+    /// Opens the database at `url` (`sqlite:…` or `postgres://…`) and applies pending
+    /// migrations.
     pub async fn open(url: &str, options: &SqlOptions) -> Result<Self, MetaError> {
         sqlx::any::install_default_drivers();
-        if !url.starts_with("sqlite:") {
+        let store = if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, options).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, options).await?
+        } else {
             return Err(MetaError::UnsupportedUrl(url.to_owned()));
-        }
-        let dialect = Dialect::Sqlite;
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn connect_sqlite(url: &str, options: &SqlOptions) -> Result<Self, MetaError> {
         let pragmas: &'static str = if options.sqlite_sync_every_commit {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
@@ -80,28 +99,54 @@ impl SqlMetaStore {
                     })
                 })
         };
-        let write = pool(1).connect(url).await?;
-        let store = SqlMetaStore {
+        Ok(SqlMetaStore {
+            write: pool(1).connect(url).await?,
             read: pool(options.readers.max(1)).connect(url).await?,
-            write,
-            dialect,
-        };
-        store.migrate().await?;
-        Ok(store)
+            dialect: Dialect::Sqlite,
+        })
+    }
+
+    async fn connect_postgres(url: &str, options: &SqlOptions) -> Result<Self, MetaError> {
+        let timeout = options.statement_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.readers.max(2))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    let set = format!("SET statement_timeout = {timeout}");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(SqlMetaStore {
+            read: pool.clone(),
+            write: pool,
+            dialect: Dialect::Postgres,
+        })
     }
 
     async fn migrate(&self) -> Result<(), MetaError> {
         let migrations = match self.dialect {
             Dialect::Sqlite => SQLITE_MIGRATIONS,
+            Dialect::Postgres => POSTGRES_MIGRATIONS,
         };
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS schema_migrations \
-             (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        )
-        .execute(&self.write)
-        .await?;
         for &(version, sql) in migrations {
             let mut tx = self.begin_write().await?;
+            if self.dialect == Dialect::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS schema_migrations \
+                 (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
             let applied = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = $1")
                 .bind(version)
                 .fetch_optional(&mut *tx)
@@ -127,6 +172,7 @@ impl SqlMetaStore {
             // Take the write lock up front: a deferred transaction that later upgrades can
             // fail with SQLITE_BUSY instead of waiting when another process writes.
             Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
         })
     }
 }
@@ -160,6 +206,56 @@ async fn repository_id(
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Points `tag` at `digest`: ends the live row, if it points elsewhere, and starts a new one.
+/// Concurrent moves of one tag (several nodes) resolve to the last writer: a row ended or
+/// inserted by another transaction meanwhile sends this one round again.
+async fn move_tag(
+    tx: &mut Tx,
+    repo: i64,
+    tag: &str,
+    digest: &str,
+    now: i64,
+) -> Result<(), MetaError> {
+    for _ in 0..16 {
+        let live = sqlx::query(
+            "SELECT id, manifest_digest FROM tags \
+             WHERE repository_id = $1 AND name = $2 AND end_at IS NULL",
+        )
+        .bind(repo)
+        .bind(tag)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = live {
+            if row.try_get::<String, _>(1)? == digest {
+                return Ok(());
+            }
+            let ended = sqlx::query("UPDATE tags SET end_at = $2 WHERE id = $1 AND end_at IS NULL")
+                .bind(row.try_get::<i64, _>(0)?)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            if ended.rows_affected() == 0 {
+                continue;
+            }
+        }
+        let started = sqlx::query(
+            "INSERT INTO tags (repository_id, name, manifest_digest, start_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repository_id, name) WHERE end_at IS NULL DO NOTHING",
+        )
+        .bind(repo)
+        .bind(tag)
+        .bind(digest)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if started.rows_affected() == 1 {
+            return Ok(());
+        }
+    }
+    Err(MetaError::Contention("tag"))
 }
 
 /// Records a committed blob and makes it visible in `repository`.
@@ -467,37 +563,7 @@ impl MetaStore for SqlMetaStore {
         }
 
         if let Some(tag) = m.tag {
-            let current = sqlx::query(
-                "SELECT id, manifest_digest FROM tags \
-                 WHERE repository_id = $1 AND name = $2 AND end_at IS NULL",
-            )
-            .bind(repo)
-            .bind(tag)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let unchanged = match &current {
-                Some(row) => row.try_get::<String, _>(1)? == digest,
-                None => false,
-            };
-            if !unchanged {
-                if let Some(row) = current {
-                    sqlx::query("UPDATE tags SET end_at = $2 WHERE id = $1")
-                        .bind(row.try_get::<i64, _>(0)?)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO tags (repository_id, name, manifest_digest, start_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(repo)
-                .bind(tag)
-                .bind(&digest)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
+            move_tag(&mut tx, repo, tag, &digest, now).await?;
         }
         tx.commit().await?;
         Ok(())

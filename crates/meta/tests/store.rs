@@ -1,18 +1,70 @@
-//! The metadata store's behaviour, run against every backend (SQLite here; PostgreSQL joins
-//! this suite with the scale-out work).
+//! The metadata store's behaviour, run against every backend: each test below runs once on
+//! SQLite and once on PostgreSQL (a real server: `scripts/test.sh` starts one and exports
+//! `BULWARK_TEST_POSTGRES_URL`; each test gets a database of its own).
 
 use bulwark_meta::{
     MetaError, MetaStore, NewManifest, Page, SqlMetaStore, SqlOptions, UploadSession,
 };
 use bulwark_oci::{Digest, Reference, Tag};
 
-async fn sqlite() -> (tempfile::TempDir, SqlMetaStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqlMetaStore::open_sqlite(&dir.path().join("meta.db"), &SqlOptions::default())
-        .await
-        .unwrap();
-    (dir, store)
+/// A store on a fresh database, and how to open that database again.
+struct Fixture {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
 }
+
+impl Fixture {
+    fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
+        Fixture {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    fn postgres() -> Fixture {
+        Fixture {
+            url: bulwark_testkit::postgres_database(),
+            _dir: None,
+        }
+    }
+
+    async fn open(&self) -> SqlMetaStore {
+        SqlMetaStore::open(&self.url, &SqlOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
+/// Runs each named test on every backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(&super::Fixture::sqlite()).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(&super::Fixture::postgres()).await
+            })*
+        }
+    };
+}
+
+on_every_backend!(
+    blobs_are_visible_only_where_linked,
+    manifest_push_checks_references_in_one_transaction,
+    tags_move_delete_and_paginate,
+    concurrent_moves_of_one_tag_leave_one_live_row,
+    catalog_paginates,
+    referrers_follow_subject_and_filter,
+    uploads_advance_by_compare_and_set,
+    reopening_keeps_data_and_migrations_are_idempotent,
+);
 
 fn d(s: &str) -> Digest {
     Digest::sha256_of(s.as_bytes())
@@ -46,9 +98,8 @@ const ALL: Page<'static> = Page {
     limit: 1000,
 };
 
-#[tokio::test]
-async fn blobs_are_visible_only_where_linked() {
-    let (_dir, s) = sqlite().await;
+async fn blobs_are_visible_only_where_linked(f: &Fixture) {
+    let s = f.open().await;
     let b = d("blob");
     assert_eq!(s.repository_blob("a/x", &b).await.unwrap(), None);
     s.link_blob("a/x", &b, 4).await.unwrap();
@@ -62,9 +113,8 @@ async fn blobs_are_visible_only_where_linked() {
     assert_eq!(s.repository_blob("a/x", &b).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn manifest_push_checks_references_in_one_transaction() {
-    let (_dir, s) = sqlite().await;
+async fn manifest_push_checks_references_in_one_transaction(f: &Fixture) {
+    let s = f.open().await;
     let (cfg, layer, m) = (d("cfg"), d("layer"), d("manifest"));
     s.link_blob("r", &cfg, 3).await.unwrap();
     let err = s
@@ -111,9 +161,8 @@ async fn manifest_push_checks_references_in_one_transaction() {
     s.put_manifest(index).await.unwrap();
 }
 
-#[tokio::test]
-async fn tags_move_delete_and_paginate() {
-    let (_dir, s) = sqlite().await;
+async fn tags_move_delete_and_paginate(f: &Fixture) {
+    let s = f.open().await;
     let (m1, m2) = (d("m1"), d("m2"));
     assert_eq!(s.tags("r", ALL).await.unwrap(), None);
     for (t, m) in [("b", &m1), ("a", &m1), ("c", &m2)] {
@@ -168,9 +217,8 @@ async fn tags_move_delete_and_paginate() {
     );
 }
 
-#[tokio::test]
-async fn catalog_paginates() {
-    let (_dir, s) = sqlite().await;
+async fn catalog_paginates(f: &Fixture) {
+    let s = f.open().await;
     for r in ["c/x", "a", "b/y"] {
         s.link_blob(r, &d(r), 1).await.unwrap();
     }
@@ -188,9 +236,8 @@ async fn catalog_paginates() {
     assert!(!s.repository_exists("b").await.unwrap());
 }
 
-#[tokio::test]
-async fn referrers_follow_subject_and_filter() {
-    let (_dir, s) = sqlite().await;
+async fn referrers_follow_subject_and_filter(f: &Fixture) {
+    let s = f.open().await;
     let (subject, sig, sbom) = (d("subject"), d("sig"), d("sbom"));
     for (m, at) in [(&sig, "application/sig"), (&sbom, "application/sbom")] {
         let mut nm = manifest("r", m, vec![]);
@@ -218,9 +265,8 @@ async fn referrers_follow_subject_and_filter() {
     assert_eq!(s.referrers("r", &subject, None).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn uploads_advance_by_compare_and_set() {
-    let (_dir, s) = sqlite().await;
+async fn uploads_advance_by_compare_and_set(f: &Fixture) {
+    let s = f.open().await;
     let session = UploadSession {
         id: "u1".into(),
         repository: "r".into(),
@@ -252,19 +298,39 @@ async fn uploads_advance_by_compare_and_set() {
     assert_eq!(s.repository_blob("r", &b).await.unwrap(), Some(3));
 }
 
-#[tokio::test]
-async fn reopening_keeps_data_and_migrations_are_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("meta.db");
+async fn reopening_keeps_data_and_migrations_are_idempotent(f: &Fixture) {
     let b = d("kept");
     {
-        let s = SqlMetaStore::open_sqlite(&path, &SqlOptions::default())
-            .await
-            .unwrap();
+        let s = f.open().await;
         s.link_blob("r", &b, 9).await.unwrap();
     }
-    let s = SqlMetaStore::open_sqlite(&path, &SqlOptions::default())
-        .await
-        .unwrap();
+    let s = f.open().await;
     assert_eq!(s.repository_blob("r", &b).await.unwrap(), Some(9));
+}
+
+async fn concurrent_moves_of_one_tag_leave_one_live_row(f: &Fixture) {
+    let s = std::sync::Arc::new(f.open().await);
+    let digests: Vec<Digest> = (0..16).map(|i| d(&format!("m{i}"))).collect();
+    let moves = digests.iter().cloned().map(|digest| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut nm = manifest("r", &digest, vec![]);
+            nm.tag = Some("latest");
+            s.put_manifest(nm).await
+        })
+    });
+    for result in futures_join(moves).await {
+        result.unwrap();
+    }
+    assert_eq!(s.tags("r", ALL).await.unwrap().unwrap(), ["latest"]);
+    let live = s.manifest("r", &tag("latest")).await.unwrap().unwrap();
+    assert!(digests.contains(&live.digest));
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
 }

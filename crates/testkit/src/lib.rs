@@ -127,3 +127,35 @@ impl Drop for TestServer {
         self.kill();
     }
 }
+
+/// A fresh, empty database on the test PostgreSQL server (started by `scripts/test.sh`,
+/// which exports `BULWARK_TEST_POSTGRES_URL`); returns its URL.
+pub fn postgres_database() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let admin = std::env::var("BULWARK_TEST_POSTGRES_URL").expect(
+        "BULWARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
+         which starts PostgreSQL",
+    );
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let out = Command::new("psql")
+        .arg(&admin)
+        .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "creating a test database failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (server, _) = admin.rsplit_once('/').expect("URL with a database path");
+    format!("{server}/{name}")
+}
