@@ -90,6 +90,36 @@ async fn single_post_with_digest_is_201_with_pullable_location() {
 }
 
 #[tokio::test]
+async fn monolithic_uploads_accept_a_body_without_content_length() {
+    let r = Registry::start();
+    let data = bytes(23, 1000);
+    let digest = Digest::sha256_of(&data);
+    let resp = r
+        .req(
+            Method::POST,
+            &format!("/v2/{REPO}/blobs/uploads/?digest={digest}"),
+        )
+        .body(streamed(&data))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_blob(&r, REPO, &digest, &data).await;
+
+    let data = bytes(24, 1000);
+    let digest = Digest::sha256_of(&data);
+    let location = r.start_upload("other").await;
+    let resp = r
+        .req(Method::PUT, &with_digest(&location, &digest))
+        .body(streamed(&data))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_blob(&r, "other", &digest, &data).await;
+}
+
+#[tokio::test]
 async fn single_post_of_an_existing_blob_is_201_again() {
     let r = Registry::start();
     let data = b"twice";
