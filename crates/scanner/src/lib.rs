@@ -1,0 +1,69 @@
+//! Bulwark's scanner: indexes an image (its distribution and installed packages, read
+//! from the layers as a container would see them) and matches the packages against
+//! vulnerability records. Synchronous and self-contained: the CLI runs it directly, the
+//! registry in a background job.
+//!
+//! - [`walker`] applies the layers with their whiteouts, within [`Limits`].
+//! - [`distro`] and [`packages`] read what the walk kept.
+
+pub mod distro;
+mod error;
+pub mod image;
+pub mod packages;
+pub mod walker;
+
+use std::io::Read;
+
+use serde::Serialize;
+
+pub use crate::distro::Distro;
+pub use crate::error::{Limit, Result, ScanError};
+pub use crate::image::Image;
+pub use crate::packages::{Package, PackageType};
+pub use crate::walker::{Limits, WalkStats};
+
+/// What an image contains.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    pub distro: Option<Distro>,
+    pub packages: Vec<Package>,
+    /// Layer digests, bottom first.
+    pub layers: Vec<String>,
+    #[serde(skip)]
+    pub stats: WalkStats,
+}
+
+/// Whether any part of the scanner reads the file at `path` (normalized, no leading `/`).
+pub fn wanted(path: &str) -> bool {
+    distro::wanted(path) || packages::wanted(path)
+}
+
+/// Indexes layers given bottom first as (digest, tar stream).
+pub fn index_layers<R: Read>(
+    layers: impl IntoIterator<Item = (String, R)>,
+    limits: &Limits,
+) -> Result<Inventory> {
+    let mut walker = walker::Walker::new(limits, &wanted);
+    for (digest, reader) in layers {
+        walker.add_layer(&digest, reader)?;
+    }
+    inventory(walker.finish())
+}
+
+/// Indexes an image opened with [`Image::open`].
+pub fn index_image(image: &Image, limits: &Limits) -> Result<Inventory> {
+    let mut walker = walker::Walker::new(limits, &wanted);
+    for layer in &image.layers {
+        walker.add_layer(&layer.digest, layer.open()?)?;
+    }
+    inventory(walker.finish())
+}
+
+fn inventory(tree: walker::FileTree) -> Result<Inventory> {
+    Ok(Inventory {
+        distro: distro::detect(&tree),
+        packages: packages::read_all(&tree)?,
+        stats: tree.stats.clone(),
+        layers: tree.layers,
+    })
+}

@@ -1,0 +1,466 @@
+//! The layer walker: applies an image's layers in order, as a container runtime would,
+//! and keeps in memory only the files a scanner asked for.
+//!
+//! Nothing is ever written to disk and no path is ever resolved on the host: every tar
+//! path is normalized into a virtual tree rooted at `/` (`..` stops at the root, leading
+//! `/` and `./` are dropped). Symlinks are never followed; a hard link is resolved only
+//! to a file read earlier from the same layer. Whiteouts (`.wh.<name>`) and opaque
+//! directories (`.wh..wh..opq`) hide what lower layers wrote, and so does any entry of
+//! an upper layer at the same path (a file also hides a lower directory's contents).
+//!
+//! Every resource a hostile layer could exhaust has a limit in [`Limits`]; crossing one
+//! stops the walk with [`ScanError::TooLarge`].
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+use tar::{EntryType, PaxExtensions};
+
+use crate::error::{Limit, Result, ScanError};
+
+/// Bounds on what one image may make the walker do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Layers per image.
+    pub max_layers: u64,
+    /// Decompressed bytes per layer: stops decompression bombs.
+    pub max_layer_bytes: u64,
+    /// Tar entries per layer (extension headers count too).
+    pub max_entries: u64,
+    /// Size of one file read into memory (package databases can be tens of MiB).
+    pub max_file_bytes: u64,
+    /// All the bytes read into memory from one image, every layer's versions included.
+    pub max_total_read_bytes: u64,
+    /// One PAX extended header or GNU long name/link, which the walker buffers.
+    pub max_header_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_layers: 1_000,
+            max_layer_bytes: 16 << 30,
+            max_entries: 1_000_000,
+            max_file_bytes: 256 << 20,
+            max_total_read_bytes: 1 << 30,
+            max_header_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The bytes one layer wrote at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    /// Index of the layer in [`FileTree::layers`].
+    pub layer: usize,
+    pub data: Vec<u8>,
+}
+
+/// Counters of one walk, for reports and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    pub entries: u64,
+    pub decompressed_bytes: u64,
+    pub files_read: u64,
+    pub bytes_read: u64,
+    /// Entries whose `..` components tried to climb above the root.
+    pub clamped_paths: u64,
+}
+
+/// The wanted files of the final image, each with the versions the layers wrote.
+#[derive(Debug, Default)]
+pub struct FileTree {
+    /// Layer digests, in the order they were applied.
+    pub layers: Vec<String>,
+    /// Normalized path (no leading `/`) → versions, oldest first. A version is dropped
+    /// when an upper layer deletes or replaces the file by something else, so the list
+    /// is the unbroken history of the file as it is in the final image.
+    files: BTreeMap<String, Vec<FileVersion>>,
+    pub stats: WalkStats,
+}
+
+impl FileTree {
+    /// The file as it is in the final image.
+    pub fn get(&self, path: &str) -> Option<&FileVersion> {
+        self.files.get(path).and_then(|v| v.last())
+    }
+
+    /// Every version of the file since it was last created, oldest first.
+    pub fn history(&self, path: &str) -> &[FileVersion] {
+        self.files.get(path).map_or(&[], Vec::as_slice)
+    }
+
+    /// Paths of the files present in the final image, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// The digest of the layer at `index`.
+    pub fn layer_digest(&self, index: usize) -> &str {
+        &self.layers[index]
+    }
+
+    /// Removes `path` itself from what lower layers wrote.
+    fn hide_exact(&mut self, path: &str) {
+        self.files.remove(path);
+    }
+
+    /// Removes everything below directory `dir` ("" is the root).
+    fn hide_children(&mut self, dir: &str) {
+        if dir.is_empty() {
+            self.files.clear();
+            return;
+        }
+        let prefix = format!("{dir}/");
+        let doomed: Vec<String> = self
+            .files
+            .range(prefix.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for key in doomed {
+            self.files.remove(&key);
+        }
+    }
+}
+
+/// Applies layers one after the other; see the module documentation.
+pub struct Walker<'a> {
+    limits: &'a Limits,
+    wanted: &'a dyn Fn(&str) -> bool,
+    tree: FileTree,
+}
+
+impl<'a> Walker<'a> {
+    /// `wanted` decides, from a normalized path, which files are read into memory.
+    pub fn new(limits: &'a Limits, wanted: &'a dyn Fn(&str) -> bool) -> Self {
+        Walker {
+            limits,
+            wanted,
+            tree: FileTree::default(),
+        }
+    }
+
+    pub fn finish(self) -> FileTree {
+        self.tree
+    }
+
+    /// Applies the next layer: a gzip, zstd or uncompressed tar stream, told apart by its
+    /// first bytes (media types lie often enough that magic bytes are the safer guide).
+    pub fn add_layer(&mut self, digest: &str, reader: impl Read) -> Result<()> {
+        if self.tree.layers.len() as u64 >= self.limits.max_layers {
+            return Err(ScanError::TooLarge {
+                limit: Limit::Layers,
+                max: self.limits.max_layers,
+                context: "image".into(),
+            });
+        }
+        let (head, reader) = peek(reader, 6).map_err(|e| layer_err(digest, e))?;
+        let stream: Box<dyn Read + '_> = match head.as_slice() {
+            [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
+                reader,
+            ))),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+                Box::new(zstd::Decoder::new(reader).map_err(|e| layer_err(digest, e))?)
+            }
+            [b'B', b'Z', b'h', ..] => return Err(unsupported_compression(digest, "bzip2")),
+            [0xfd, b'7', b'z', b'X', b'Z', 0] => {
+                return Err(unsupported_compression(digest, "xz"));
+            }
+            _ => Box::new(reader),
+        };
+        let counted = Rc::new(Cell::new(0u64));
+        let capped = Capped {
+            inner: stream,
+            count: counted.clone(),
+            max: self.limits.max_layer_bytes,
+        };
+        let index = self.tree.layers.len();
+        self.tree.layers.push(digest.to_string());
+        let result = self.walk_tar(index, capped);
+        self.tree.stats.decompressed_bytes += counted.get();
+        result.map_err(|e| match e {
+            WalkError::Scan(e) => e,
+            WalkError::Io(_) if counted.get() > self.limits.max_layer_bytes => {
+                ScanError::TooLarge {
+                    limit: Limit::LayerBytes,
+                    max: self.limits.max_layer_bytes,
+                    context: format!("layer {digest}"),
+                }
+            }
+            WalkError::Io(e) => layer_err(digest, e),
+        })
+    }
+
+    fn walk_tar(&mut self, layer: usize, stream: impl Read) -> Result<(), WalkError> {
+        let digest = self.tree.layers[layer].clone();
+        let limits = self.limits;
+        let mut archive = tar::Archive::new(stream);
+        // Raw mode: PAX and GNU long-name headers come to us, so their size is bounded
+        // here instead of being buffered whole by the tar crate.
+        let entries = archive.entries()?.raw(true);
+        let mut pending = Pending::default();
+        let mut entry_count = 0u64;
+        // Files this layer wrote; merged after the layer so that its whiteouts, which
+        // apply to lower layers only, cannot remove them.
+        let mut written: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for entry in entries {
+            let mut entry = entry?;
+            entry_count += 1;
+            self.tree.stats.entries += 1;
+            if entry_count > limits.max_entries {
+                return Err(too_large(Limit::Entries, limits.max_entries, &digest));
+            }
+            let kind = entry.header().entry_type();
+            let size = entry.header().entry_size()?;
+            if matches!(
+                kind,
+                EntryType::GNULongName
+                    | EntryType::GNULongLink
+                    | EntryType::XHeader
+                    | EntryType::XGlobalHeader
+            ) {
+                if size > limits.max_header_bytes {
+                    return Err(too_large(
+                        Limit::HeaderBytes,
+                        limits.max_header_bytes,
+                        &digest,
+                    ));
+                }
+                let mut data = Vec::with_capacity(size as usize);
+                entry.read_to_end(&mut data)?;
+                pending.absorb(kind, data, &digest)?;
+                continue;
+            }
+            let (path_bytes, link_bytes, pax_size) = pending.take();
+            if pax_size.is_some_and(|s| s != size) {
+                return Err(WalkError::Scan(ScanError::Unsupported(format!(
+                    "layer {digest}: PAX size override (files over 8 GiB)"
+                ))));
+            }
+            let path_bytes = path_bytes.unwrap_or_else(|| entry.path_bytes().into_owned());
+            let (path, clamped) = normalize(&path_bytes);
+            self.tree.stats.clamped_paths += u64::from(clamped);
+            if path.is_empty() {
+                continue; // the root directory itself
+            }
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                if hidden == ".wh..opq" {
+                    self.tree.hide_children(parent);
+                } else if !hidden.starts_with(".wh.") {
+                    // (other `.wh..wh.` names are AUFS bookkeeping, not whiteouts)
+                    let target = if parent.is_empty() {
+                        hidden.to_string()
+                    } else {
+                        format!("{parent}/{hidden}")
+                    };
+                    self.tree.hide_exact(&target);
+                    self.tree.hide_children(&target);
+                }
+                continue;
+            }
+            let regular = matches!(
+                kind,
+                EntryType::Regular | EntryType::Continuous | EntryType::Link
+            );
+            if !kind.is_dir() {
+                self.tree.hide_children(&path);
+            }
+            // A wanted file rewritten by this layer keeps its history; anything else
+            // at the path replaces the lower file.
+            if !(regular && (self.wanted)(&path)) {
+                self.tree.hide_exact(&path);
+                continue;
+            }
+            let data = if kind == EntryType::Link {
+                let link = link_bytes
+                    .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()))
+                    .unwrap_or_default();
+                let (target, _) = normalize(&link);
+                match written.get(&target) {
+                    Some(data) => data.clone(),
+                    // The target was not read (not a wanted path) or is not in this layer.
+                    None => {
+                        self.tree.hide_exact(&path);
+                        continue;
+                    }
+                }
+            } else {
+                if size > limits.max_file_bytes {
+                    return Err(WalkError::Scan(ScanError::TooLarge {
+                        limit: Limit::FileBytes,
+                        max: limits.max_file_bytes,
+                        context: format!("/{path} in layer {digest}"),
+                    }));
+                }
+                let mut data = Vec::with_capacity(size as usize);
+                entry.read_to_end(&mut data)?;
+                data
+            };
+            self.tree.stats.bytes_read += data.len() as u64;
+            self.tree.stats.files_read += 1;
+            if self.tree.stats.bytes_read > limits.max_total_read_bytes {
+                return Err(too_large(
+                    Limit::TotalReadBytes,
+                    limits.max_total_read_bytes,
+                    &digest,
+                ));
+            }
+            written.insert(path, data);
+        }
+        for (path, data) in written {
+            self.tree
+                .files
+                .entry(path)
+                .or_default()
+                .push(FileVersion { layer, data });
+        }
+        Ok(())
+    }
+}
+
+/// Extension headers waiting for the entry they describe.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    size: Option<u64>,
+}
+
+impl Pending {
+    fn absorb(&mut self, kind: EntryType, data: Vec<u8>, digest: &str) -> Result<(), WalkError> {
+        let trim = |mut d: Vec<u8>| {
+            while d.last() == Some(&0) {
+                d.pop();
+            }
+            d
+        };
+        match kind {
+            EntryType::GNULongName => self.path = Some(trim(data)),
+            EntryType::GNULongLink => self.link = Some(trim(data)),
+            EntryType::XHeader => {
+                for ext in PaxExtensions::new(&data) {
+                    let ext = ext.map_err(|e| WalkError::Scan(layer_err(digest, e)))?;
+                    match ext.key_bytes() {
+                        b"path" => self.path = Some(ext.value_bytes().to_vec()),
+                        b"linkpath" => self.link = Some(ext.value_bytes().to_vec()),
+                        b"size" => {
+                            self.size = std::str::from_utf8(ext.value_bytes())
+                                .ok()
+                                .and_then(|s| s.parse().ok());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {} // global PAX headers carry nothing the walker needs
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> (Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>) {
+        let p = std::mem::take(self);
+        (p.path, p.link, p.size)
+    }
+}
+
+/// Normalizes a tar path into the virtual tree: no leading `/`, no `.`, `..` resolved
+/// and stopped at the root. Returns whether a `..` tried to climb above the root.
+pub fn normalize(raw: &[u8]) -> (String, bool) {
+    let text = String::from_utf8_lossy(raw);
+    let mut parts: Vec<&str> = Vec::new();
+    let mut clamped = false;
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => clamped |= parts.pop().is_none(),
+            p => parts.push(p),
+        }
+    }
+    (parts.join("/"), clamped)
+}
+
+/// Reads up to `n` bytes from the start of `reader` and gives them back with a reader
+/// that yields the whole stream again.
+fn peek<R: Read>(mut reader: R, n: usize) -> io::Result<(Vec<u8>, impl Read)> {
+    let mut head = Vec::with_capacity(n);
+    (&mut reader).take(n as u64).read_to_end(&mut head)?;
+    Ok((head.clone(), io::Cursor::new(head).chain(reader)))
+}
+
+/// Counts decompressed bytes and fails the read once they pass `max`.
+struct Capped<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+    max: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        if self.count.get() > self.max {
+            return Err(io::Error::other(
+                "decompressed layer exceeds max_layer_bytes",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Inside a walk an I/O error may really be a crossed limit; [`Walker::add_layer`] tells
+/// them apart.
+enum WalkError {
+    Scan(ScanError),
+    Io(io::Error),
+}
+
+impl From<io::Error> for WalkError {
+    fn from(e: io::Error) -> Self {
+        WalkError::Io(e)
+    }
+}
+
+fn too_large(limit: Limit, max: u64, digest: &str) -> WalkError {
+    WalkError::Scan(ScanError::TooLarge {
+        limit,
+        max,
+        context: format!("layer {digest}"),
+    })
+}
+
+fn layer_err(digest: &str, source: io::Error) -> ScanError {
+    ScanError::Layer {
+        layer: digest.to_string(),
+        source,
+    }
+}
+
+fn unsupported_compression(digest: &str, what: &str) -> ScanError {
+    ScanError::Unsupported(format!("layer {digest}: {what} compression"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn normalize_stays_inside_the_root() {
+        assert_eq!(
+            normalize(b"./var/lib/dpkg/status"),
+            ("var/lib/dpkg/status".into(), false)
+        );
+        assert_eq!(
+            normalize(b"/etc//os-release"),
+            ("etc/os-release".into(), false)
+        );
+        assert_eq!(normalize(b"../../etc/passwd"), ("etc/passwd".into(), true));
+        assert_eq!(normalize(b"usr/../../lib/x"), ("lib/x".into(), true));
+        assert_eq!(normalize(b"a/b/../c"), ("a/c".into(), false));
+        assert_eq!(normalize(b"./"), (String::new(), false));
+    }
+}
