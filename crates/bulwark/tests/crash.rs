@@ -6,7 +6,6 @@
 mod clients;
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,14 +105,39 @@ async fn push_image(
     sha256_hex(&manifest)
 }
 
-/// Where the filesystem store keeps the bytes of upload `id` (see crates/storage/src/fs.rs):
-/// watched to know that the server has written bytes of a chunk it has not yet recorded.
-fn upload_file(server: &TestServer, id: &str) -> PathBuf {
-    server.data_dir().join("uploads").join(id)
+/// How many bytes of upload `id` the server has written to disk: the largest file under the
+/// data directory whose path names the upload (today `uploads/<id>`, see
+/// crates/storage/src/fs.rs). Watched to know that the server holds bytes of a chunk it has
+/// not acknowledged.
+fn upload_bytes_on_disk(server: &TestServer, id: &str) -> u64 {
+    fn walk(dir: &std::path::Path, id: &str, max: &mut u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                walk(&path, id, max);
+            } else if path.to_string_lossy().contains(id) {
+                *max = (*max).max(meta.len());
+            }
+        }
+    }
+    let mut max = 0;
+    walk(server.data_dir(), id, &mut max);
+    max
 }
 
-fn file_len(path: &PathBuf) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+/// Feeds one piece to a streaming request body; fails rather than hangs if the client
+/// stopped reading it.
+async fn feed(tx: &mpsc::Sender<io::Result<Vec<u8>>>, piece: &[u8]) {
+    tokio::time::timeout(Duration::from_secs(60), tx.send(Ok(piece.to_vec())))
+        .await
+        .expect("the request body is still being read")
+        .expect("the request is still sending");
 }
 
 /// Starts a request whose body is `data`, sends it piece by piece until the server has
@@ -136,21 +160,18 @@ async fn stream_until_written(
             .body(body)
             .send(),
     );
-    let file = upload_file(server, id);
     let piece = 64 * 1024;
     // Everything but the last piece, so that the request cannot complete.
     for part in data[..data.len() - piece].chunks(piece) {
-        if file_len(&file) > committed {
+        if upload_bytes_on_disk(server, id) > committed {
             break;
         }
-        tx.send(Ok(part.to_vec()))
-            .await
-            .expect("request still sending");
+        feed(&tx, part).await;
     }
     wait_until(
         "the server to write part of the in-flight chunk",
         Duration::from_secs(60),
-        || async { file_len(&file) > committed },
+        || async { upload_bytes_on_disk(server, id) > committed },
     )
     .await;
     (task, tx)
@@ -536,7 +557,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     );
     let mut parts = upload.chunks(256 * 1024);
     for part in parts.by_ref().take(4) {
-        tx.send(Ok(part.to_vec())).await.unwrap();
+        feed(&tx, part).await;
     }
 
     let terminated = tokio::task::spawn_blocking(move || {
@@ -556,9 +577,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     );
 
     for part in parts {
-        tx.send(Ok(part.to_vec()))
-            .await
-            .expect("upload still accepted");
+        feed(&tx, part).await;
     }
     drop(tx);
     while let Some(chunk) = download.next().await {
