@@ -309,3 +309,32 @@ async fn recompressing_copy_streams_layers_of_unknown_length() {
     assert_eq!(got.manifest, served.body);
     pulled.assert_blobs_intact(&got);
 }
+
+/// With a page size of two, `skopeo list-tags` must follow the registry's `Link` headers to
+/// list all five tags.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_tags_follows_link_pagination() {
+    let server = TestServer::start_with(bulwark_bin(), &[], &[("BULWARK_LIMITS__MAX_PAGE", "2")]);
+    let fixtures = Layout::fixtures();
+    let host = &server.host;
+    let src = format!("oci:{}:alpine318-apkdb", fixtures.root.display());
+    for tag in ["e", "a", "d", "b", "c"] {
+        skopeo_copy(&src, &format!("docker://{host}/paged/repo:{tag}")).await;
+    }
+    let first_page: serde_json::Value = http()
+        .get(format!("{}/v2/paged/repo/tags/list", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        first_page["tags"],
+        serde_json::json!(["a", "b"]),
+        "the server pages"
+    );
+    let out = run(skopeo("list-tags").arg(format!("docker://{host}/paged/repo"))).await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Tags"], serde_json::json!(["a", "b", "c", "d", "e"]));
+}
