@@ -10,6 +10,7 @@ pub mod distro;
 mod error;
 pub mod image;
 pub mod packages;
+pub mod version;
 pub mod walker;
 
 use std::io::Read;
