@@ -92,6 +92,12 @@ fn check_offset(session: &UploadSession, start: Option<u64>) -> Result<(), Regis
     }
 }
 
+/// The hash state saved with a session.
+fn saved_hasher(session: &UploadSession) -> Result<DigestHasher, RegistryError> {
+    DigestHasher::restore(&session.hash_state)
+        .map_err(|e| RegistryError::Meta(bulwark_meta::MetaError::Corrupt(e.to_string())))
+}
+
 impl Registry {
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState, RegistryError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -157,14 +163,43 @@ impl Registry {
         declared_len: Option<u64>,
         body: ByteStream,
     ) -> Result<(u64, DigestHasher), RegistryError> {
-        let hasher = DigestHasher::restore(&session.hash_state)
-            .map_err(|e| RegistryError::Meta(bulwark_meta::MetaError::Corrupt(e.to_string())))?;
-        let limit = self.limits.max_blob_bytes.saturating_sub(session.size);
+        let (size, hasher) = self
+            .stream_to_upload(
+                &session.id,
+                session.size,
+                saved_hasher(session)?,
+                declared_len,
+                body,
+            )
+            .await?;
+        if size > session.size
+            && !self
+                .meta
+                .advance_upload(&session.id, session.size, size, &hasher.save())
+                .await?
+        {
+            // Another node took a chunk for this session meanwhile.
+            return Err(RegistryError::ChunkOutOfOrder {
+                start: session.size,
+                size,
+            });
+        }
+        Ok((size, hasher))
+    }
+
+    /// Writes `body` to upload `id` at `offset` through `hasher`, enforcing the blob size
+    /// limit and the declared length. Returns the upload's new size and the hasher.
+    async fn stream_to_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        hasher: DigestHasher,
+        declared_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<(u64, DigestHasher), RegistryError> {
+        let limit = self.limits.max_blob_bytes.saturating_sub(offset);
         let (stream, tally) = Metered::wrap(body, hasher, limit);
-        let written = self
-            .blobs
-            .append_upload(&session.id, session.size, stream)
-            .await;
+        let written = self.blobs.append_upload(id, offset, stream).await;
         let mut tally = into_tally(tally);
         if tally.over_limit {
             return Err(RegistryError::BlobTooLarge {
@@ -181,18 +216,6 @@ impl Registry {
             return Err(RegistryError::LengthMismatch {
                 declared,
                 received: tally.bytes,
-            });
-        }
-        if tally.bytes > 0
-            && !self
-                .meta
-                .advance_upload(&session.id, session.size, size, &tally.hasher.save())
-                .await?
-        {
-            // Another node took a chunk for this session meanwhile.
-            return Err(RegistryError::ChunkOutOfOrder {
-                start: session.size,
-                size,
             });
         }
         Ok((size, tally.hasher))
@@ -213,12 +236,7 @@ impl Registry {
         check_offset(&session, start)?;
         let (size, hasher) = match last_chunk {
             Some((body, declared_len)) => self.append_locked(&session, declared_len, body).await?,
-            None => (
-                session.size,
-                DigestHasher::restore(&session.hash_state).map_err(|e| {
-                    RegistryError::Meta(bulwark_meta::MetaError::Corrupt(e.to_string()))
-                })?,
-            ),
+            None => (session.size, saved_hasher(&session)?),
         };
         let actual = if hasher.algorithm() == digest.algorithm() {
             hasher.finish()
@@ -297,28 +315,16 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         // The body is hashed even when the blob is already stored: visibility in this
         // repository is earned by proving possession of the content.
-        let hasher = DigestHasher::new(digest.algorithm());
-        let (stream, tally) = Metered::wrap(body, hasher, self.limits.max_blob_bytes);
-        let written = self.blobs.append_upload(id, 0, stream).await;
-        let mut tally = into_tally(tally);
-        if tally.over_limit {
-            return Err(RegistryError::BlobTooLarge {
-                limit: self.limits.max_blob_bytes,
-            });
-        }
-        if let Some(e) = tally.body_failure(declared_len) {
-            return Err(e);
-        }
-        let size = written?;
-        if let Some(declared) = declared_len
-            && declared != size
-        {
-            return Err(RegistryError::LengthMismatch {
-                declared,
-                received: size,
-            });
-        }
-        let actual = tally.hasher.finish();
+        let (size, hasher) = self
+            .stream_to_upload(
+                id,
+                0,
+                DigestHasher::new(digest.algorithm()),
+                declared_len,
+                body,
+            )
+            .await?;
+        let actual = hasher.finish();
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
