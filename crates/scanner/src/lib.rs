@@ -5,11 +5,19 @@
 //!
 //! - [`walker`] applies the layers with their whiteouts, within [`Limits`].
 //! - [`distro`] and [`packages`] read what the walk kept.
+//! - [`osv`] loads vulnerability records; [`matcher`] finds the affecting ones, ordering
+//!   versions with [`version`]; [`severity`] normalizes their severity.
+//! - [`grade`] gives the image's health grade.
 
+pub mod date;
 pub mod distro;
 mod error;
+pub mod grade;
 pub mod image;
+pub mod matcher;
+pub mod osv;
 pub mod packages;
+pub mod severity;
 pub mod version;
 pub mod walker;
 
@@ -17,10 +25,15 @@ use std::io::Read;
 
 use serde::Serialize;
 
+pub use crate::date::Date;
 pub use crate::distro::Distro;
 pub use crate::error::{Limit, Result, ScanError};
+pub use crate::grade::{Grade, Health};
 pub use crate::image::Image;
+pub use crate::matcher::Finding;
+pub use crate::osv::Database;
 pub use crate::packages::{Package, PackageType};
+pub use crate::severity::Severity;
 pub use crate::walker::{Limits, WalkStats};
 
 /// What an image contains.
@@ -67,4 +80,24 @@ fn inventory(tree: walker::FileTree) -> Result<Inventory> {
         stats: tree.stats.clone(),
         layers: tree.layers,
     })
+}
+
+/// An image's inventory, the vulnerabilities affecting it and its grade.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub inventory: Inventory,
+    pub vulnerabilities: Vec<Finding>,
+    pub grade: Health,
+}
+
+/// Matches an inventory against `db` and grades the result as of `today`.
+pub fn report(inventory: Inventory, db: &Database, today: Date) -> Report {
+    let vulnerabilities = matcher::match_inventory(&inventory, db);
+    let grade = grade::health(&vulnerabilities, today);
+    Report {
+        inventory,
+        vulnerabilities,
+        grade,
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use bulwark_scanner::{Image, Inventory, Limits, index_image};
+use bulwark_scanner::{Database, Date, Image, Inventory, Limits, index_image, report};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
@@ -103,4 +103,72 @@ fn packages_record_the_layer_that_introduced_them() {
         .find(|p| p.name == "libc6")
         .unwrap();
     assert_eq!(libc.source_name, "glibc");
+}
+
+fn vulndb() -> Database {
+    let mut db = Database::new();
+    db.load(&fixtures().join("vulndb")).unwrap();
+    db
+}
+
+#[test]
+fn debian12_python_has_exactly_the_expected_vulnerabilities() {
+    let db = vulndb();
+    assert_eq!(
+        db.len(),
+        1935 - 1,
+        "every record but the withdrawn PYSEC-2022-43059"
+    );
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("expected/matches.json")).unwrap())
+            .unwrap();
+    let (_, list) = expected
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.starts_with("debian12-python"))
+        .unwrap();
+    let mut want: Vec<(String, String, String, Vec<String>)> =
+        serde_json::from_value(list.clone()).unwrap();
+    want.sort();
+    let today = Date::parse("2024-01-01").unwrap();
+    let r = report(index("debian12-python"), &db, today);
+    let mut got: Vec<_> = r
+        .vulnerabilities
+        .iter()
+        .map(|f| {
+            (
+                f.id.clone(),
+                f.package.clone(),
+                f.version.clone(),
+                f.aliases.clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    let py_layer = &r.inventory.layers[1];
+    assert!(r.vulnerabilities.iter().all(|f| &f.layer == py_layer));
+    let urllib3 = r
+        .vulnerabilities
+        .iter()
+        .find(|f| f.id == "PYSEC-2023-212")
+        .unwrap();
+    assert_eq!(urllib3.fixed_version.as_deref(), Some("1.26.18"));
+}
+
+#[test]
+fn debian11_minbase_has_none() {
+    let db = vulndb();
+    let inventory = index("debian11-minbase");
+    // Not vacuous: Debian 11 advisories do name packages of this image.
+    let named = inventory
+        .packages
+        .iter()
+        .filter(|p| db.affecting("Debian:11", &p.source_name).next().is_some())
+        .count();
+    assert!(named > 0);
+    let r = report(inventory, &db, Date::parse("2024-01-01").unwrap());
+    assert_eq!(r.vulnerabilities, vec![]);
+    assert_eq!(r.grade.current_grade, bulwark_scanner::Grade::A);
 }
