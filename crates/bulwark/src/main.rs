@@ -1,6 +1,7 @@
 //! The `bulwark` binary: command line, configuration and wiring of the layers.
 
 mod config;
+mod scan;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the registry (with no configuration: SQLite + filesystem under ./bulwark-data).
     Serve(Overrides),
+    /// Scan an image on disk for packages and vulnerabilities (no server needed).
+    Scan(scan::ScanArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(o) => serve::run(Config::load(&o)?),
+        Command::Scan(args) => scan::run(args),
         Command::Config {
             command: ConfigCommand::Print(o),
         } => {

@@ -94,12 +94,23 @@ pub fn match_inventory(inventory: &Inventory, db: &Database) -> Vec<Finding> {
                 fixed_version: fixed,
                 fix_published: fix_date(record),
                 layer: p.layer.clone(),
-                links: record.references.iter().map(|r| r.url.clone()).collect(),
+                links: links(record),
             });
         }
     }
     findings.sort_by(|a, b| (b.severity, &a.id, &a.package).cmp(&(a.severity, &b.id, &b.package)));
     findings
+}
+
+/// The record's reference URLs, each once.
+fn links(record: &Record) -> Vec<String> {
+    let mut seen = HashSet::new();
+    record
+        .references
+        .iter()
+        .filter(|r| seen.insert(r.url.as_str()))
+        .map(|r| r.url.clone())
+        .collect()
 }
 
 /// When the fix became available. OSV has no field for it: `published` is used, which

@@ -1,0 +1,161 @@
+//! `bulwark scan`: indexes an image on disk and matches it against OSV files, without a
+//! server (the scanner library does the work; this is its command line).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bulwark_scanner::{Database, Date, Image, Limits, Report};
+
+#[derive(clap::Args)]
+pub struct ScanArgs {
+    /// OSV vulnerability data: a .json, .jsonl or .zip file, or a directory of them.
+    /// Repeatable. Without it only the inventory is reported.
+    #[arg(long = "vulndb", value_name = "PATH")]
+    vulndb: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Grade as of this day (YYYY-MM-DD) instead of today.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    today: Option<Date>,
+    /// Stop at this many decompressed bytes in one layer.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_layer_bytes)]
+    max_layer_bytes: u64,
+    /// Stop at this many tar entries in one layer.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_entries)]
+    max_entries: u64,
+    /// Stop at a package database or manifest larger than this.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
+    max_file_bytes: u64,
+    /// The image, in skopeo's syntax: oci:DIR[:TAG] or docker-archive:FILE[:REPO:TAG].
+    reference: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s).ok_or_else(|| format!("{s:?} is not a YYYY-MM-DD date"))
+}
+
+pub fn run(args: ScanArgs) -> anyhow::Result<()> {
+    let limits = Limits {
+        max_layer_bytes: args.max_layer_bytes,
+        max_entries: args.max_entries,
+        max_file_bytes: args.max_file_bytes,
+        ..Limits::default()
+    };
+    let mut db = Database::new();
+    for path in &args.vulndb {
+        db.load(path)
+            .with_context(|| format!("loading vulnerability data {}", path.display()))?;
+    }
+    let image = Image::open(&args.reference)?;
+    let inventory = bulwark_scanner::index_image(&image, &limits)
+        .with_context(|| format!("scanning {}", args.reference))?;
+    let report = bulwark_scanner::report(inventory, &db, args.today.unwrap_or_else(Date::today));
+    match args.format {
+        Format::Json => {
+            let out = JsonOutput {
+                image: &args.reference,
+                report: &report,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Table => print!("{}", table(&args.reference, &report, db.is_empty())),
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct JsonOutput<'a> {
+    image: &'a str,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    hex.get(..12).unwrap_or(hex)
+}
+
+fn table(reference: &str, r: &Report, no_vulndb: bool) -> String {
+    let mut out = String::new();
+    let inv = &r.inventory;
+    let distro = inv.distro.as_ref().map_or("unknown".to_string(), |d| {
+        let eco = d.ecosystem().unwrap_or_default();
+        format!("{} ({eco})", d.pretty_name)
+    });
+    let _ = writeln!(out, "Image:         {reference}");
+    let _ = writeln!(out, "Distribution:  {distro}");
+    let _ = writeln!(out, "Layers:        {}", inv.layers.len());
+    let _ = writeln!(out, "Packages:      {}", inv.packages.len());
+    let rows: Vec<[String; 4]> = inv
+        .packages
+        .iter()
+        .map(|p| {
+            [
+                p.kind.as_str().to_string(),
+                p.name.clone(),
+                p.version.clone(),
+                short(&p.layer).to_string(),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&columns(["TYPE", "NAME", "VERSION", "LAYER"], &rows));
+    if no_vulndb {
+        out.push_str("\nNo vulnerability data given (--vulndb): inventory only.\n");
+        return out;
+    }
+    let drop = r
+        .grade
+        .next_drop_date
+        .map_or(String::new(), |d| format!(", drops on {d}"));
+    let _ = writeln!(out, "\nVulnerabilities: {}", r.vulnerabilities.len());
+    let _ = writeln!(out, "Grade:           {:?}{drop}\n", r.grade.current_grade);
+    let rows: Vec<[String; 5]> = r
+        .vulnerabilities
+        .iter()
+        .map(|v| {
+            [
+                v.id.clone(),
+                format!("{:?}", v.severity),
+                v.package.clone(),
+                v.version.clone(),
+                v.fixed_version.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&columns(
+        ["ID", "SEVERITY", "PACKAGE", "VERSION", "FIXED"],
+        &rows,
+    ));
+    out
+}
+
+fn columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; N]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
+    out
+}
