@@ -1,58 +1,45 @@
-//! rpm: the package database in its SQLite form (`rpmdb.sqlite`, RHEL 9, Fedora 33+),
-//! whose `Packages` table holds one RPM header blob per package.
+//! rpm: the package database in its three forms, each a store of RPM header blobs —
+//! SQLite `rpmdb.sqlite` (RHEL 9, Fedora 33+), BerkeleyDB `Packages` (RHEL 8 and
+//! older, CentOS 7) and NDB `Packages.db` (SUSE).
 
-use rusqlite::Connection;
+mod bdb;
+mod ndb;
+mod sqlite;
 
 use super::Entry;
 use crate::error::{Result, ScanError};
 
-const SQLITE_PATHS: [&str; 2] = [
-    "var/lib/rpm/rpmdb.sqlite",
-    "usr/lib/sysimage/rpm/rpmdb.sqlite",
+/// Reads the header blobs out of one database format.
+type BlobReader = fn(&[u8]) -> Result<Vec<Vec<u8>>, String>;
+
+/// The database paths, with the reader of each format.
+const DATABASES: [(&str, BlobReader); 6] = [
+    ("var/lib/rpm/rpmdb.sqlite", sqlite::blobs),
+    ("usr/lib/sysimage/rpm/rpmdb.sqlite", sqlite::blobs),
+    ("var/lib/rpm/Packages", bdb::blobs),
+    ("usr/lib/sysimage/rpm/Packages", bdb::blobs),
+    ("var/lib/rpm/Packages.db", ndb::blobs),
+    ("usr/lib/sysimage/rpm/Packages.db", ndb::blobs),
 ];
 
 pub fn wanted(path: &str) -> bool {
-    SQLITE_PATHS.contains(&path)
+    DATABASES.iter().any(|(p, _)| *p == path)
 }
 
 pub(crate) fn parse(path: &str, data: &[u8]) -> Result<Vec<Entry>> {
-    let blobs = sqlite_blobs(data).map_err(|e| ScanError::malformed(format!("/{path}"), e))?;
+    let malformed = |e| ScanError::malformed(format!("/{path}"), e);
+    let (_, read) = DATABASES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .ok_or_else(|| malformed("not an rpm database".to_string()))?;
+    let blobs = read(data).map_err(malformed)?;
     blobs
         .iter()
         .filter_map(|blob| match Header::parse(blob) {
             Ok(h) => h.entry().map(Ok),
-            Err(e) => Some(Err(ScanError::malformed(format!("/{path}"), e))),
+            Err(e) => Some(Err(malformed(e))),
         })
         .collect()
-}
-
-/// The header blobs of the `Packages` table, read from the database bytes in memory
-/// (SQLite's deserialize: no file is written).
-fn sqlite_blobs(data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut db = Connection::open_in_memory().map_err(|e| e.to_string())?;
-    db.deserialize_read_exact("main", data, data.len(), true)
-        .map_err(|e| e.to_string())?;
-    // A hostile schema could make `Packages` a view with an endless query: read only a
-    // real table, and let no schema-defined function run.
-    db.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA query_only = ON;")
-        .map_err(|e| e.to_string())?;
-    let kind: Option<String> = db
-        .query_row(
-            "SELECT type FROM sqlite_master WHERE name = 'Packages'",
-            [],
-            |r| r.get(0),
-        )
-        .ok();
-    if kind.as_deref() != Some("table") {
-        return Err("no Packages table".into());
-    }
-    let mut stmt = db
-        .prepare("SELECT blob FROM Packages")
-        .map_err(|e| e.to_string())?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, Vec<u8>>(0))
-        .map_err(|e| e.to_string())?;
-    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }
 
 const TAG_NAME: u32 = 1000;
@@ -225,6 +212,30 @@ pub(crate) mod tests {
         let mut b = blob(&[(TAG_NAME, TYPE_STRING, s("x"))]);
         b[8 + 8..8 + 12].copy_from_slice(&1000u32.to_be_bytes());
         assert_eq!(Header::parse(&b).unwrap().string(TAG_NAME), None);
-        assert!(parse("x", b"not a database").is_err());
+        assert!(parse("var/lib/rpm/rpmdb.sqlite", b"not a database").is_err());
+        assert!(parse("var/lib/rpm/Packages", b"not a database").is_err());
+        assert!(parse("var/lib/rpm/Packages.db", b"not a database").is_err());
+    }
+
+    #[test]
+    fn every_database_format() {
+        let b = blob(&[
+            (TAG_NAME, TYPE_STRING, s("zlib")),
+            (TAG_VERSION, TYPE_STRING, s("1.2.11")),
+            (TAG_RELEASE, TYPE_STRING, s("17.el8")),
+        ]);
+        let bdb = super::bdb::tests::database(std::slice::from_ref(&b));
+        let ndb = super::ndb::tests::database(&[b]);
+        for (path, db) in [
+            ("var/lib/rpm/Packages", bdb),
+            ("usr/lib/sysimage/rpm/Packages.db", ndb),
+        ] {
+            let e = parse(path, &db).unwrap();
+            assert_eq!(
+                (e[0].name.as_str(), e[0].version.as_str()),
+                ("zlib", "1.2.11-17.el8"),
+                "{path}"
+            );
+        }
     }
 }
