@@ -47,9 +47,14 @@ pub struct Inventory {
     pub stats: WalkStats,
 }
 
-/// Whether any part of the scanner reads the file at `path` (normalized, no leading `/`).
-pub fn wanted(path: &str) -> bool {
-    distro::wanted(path) || packages::wanted(path)
+/// What the scanner keeps of the file at `path` (normalized, no leading `/`) with
+/// permission bits `mode`.
+pub fn select(path: &str, mode: u32) -> walker::Keep {
+    if distro::wanted(path) {
+        walker::Keep::Whole
+    } else {
+        packages::select(path, mode)
+    }
 }
 
 /// Indexes layers given bottom first as (digest, tar stream).
@@ -57,7 +62,7 @@ pub fn index_layers<R: Read>(
     layers: impl IntoIterator<Item = (String, R)>,
     limits: &Limits,
 ) -> Result<Inventory> {
-    let mut walker = walker::Walker::new(limits, &wanted);
+    let mut walker = walker::Walker::new(limits, &select);
     for (digest, reader) in layers {
         walker.add_layer(&digest, reader)?;
     }
@@ -66,7 +71,7 @@ pub fn index_layers<R: Read>(
 
 /// Indexes an image opened with [`Image::open`].
 pub fn index_image(image: &Image, limits: &Limits) -> Result<Inventory> {
-    let mut walker = walker::Walker::new(limits, &wanted);
+    let mut walker = walker::Walker::new(limits, &select);
     for layer in &image.layers {
         walker.add_layer(&layer.digest, layer.open()?)?;
     }

@@ -62,6 +62,13 @@ fn advisory_identity<'a>(
         ),
         PackageType::Python => ("PyPI".into(), &p.name, &p.version),
         PackageType::Npm => ("npm".into(), &p.name, &p.version),
+        // Go advisories write versions without the `v` of module versions.
+        PackageType::Go => (
+            "Go".into(),
+            &p.name,
+            p.version.strip_prefix('v').unwrap_or(&p.version),
+        ),
+        PackageType::Java => ("Maven".into(), &p.name, &p.version),
     })
 }
 

@@ -1,5 +1,6 @@
 //! The layer walker: applies an image's layers in order, as a container runtime would,
-//! and keeps in memory only the files a scanner asked for.
+//! and keeps in memory only the files a scanner asked for, or the part of them it
+//! extracts while they stream by.
 //!
 //! Nothing is ever written to disk and no path is ever resolved on the host: every tar
 //! path is normalized into a virtual tree rooted at `/` (`..` stops at the root, leading
@@ -127,19 +128,36 @@ impl FileTree {
     }
 }
 
+/// What the walker keeps of a regular file.
+#[derive(Clone, Copy)]
+pub enum Keep {
+    Nothing,
+    /// The whole file (a package database, a manifest), up to `max_file_bytes`.
+    Whole,
+    /// What the extractor takes from the file's stream: a small part of a large file (a
+    /// Go binary's build info, a jar's `pom.properties`), so that the file itself is
+    /// never held. `None` keeps nothing.
+    Extract(Extractor),
+}
+
+/// Reads what it needs from a file's bytes; its result is limited to `max` bytes.
+pub type Extractor = fn(file: &mut dyn Read, max: u64) -> io::Result<Option<Vec<u8>>>;
+
+/// Decides from a normalized path and its permission bits what to keep of a file.
+pub type Selector<'a> = &'a dyn Fn(&str, u32) -> Keep;
+
 /// Applies layers one after the other; see the module documentation.
 pub struct Walker<'a> {
     limits: &'a Limits,
-    wanted: &'a dyn Fn(&str) -> bool,
+    select: Selector<'a>,
     tree: FileTree,
 }
 
 impl<'a> Walker<'a> {
-    /// `wanted` decides, from a normalized path, which files are read into memory.
-    pub fn new(limits: &'a Limits, wanted: &'a dyn Fn(&str) -> bool) -> Self {
+    pub fn new(limits: &'a Limits, select: Selector<'a>) -> Self {
         Walker {
             limits,
-            wanted,
+            select,
             tree: FileTree::default(),
         }
     }
@@ -270,36 +288,42 @@ impl<'a> Walker<'a> {
             if !kind.is_dir() {
                 self.tree.hide_children(&path);
             }
-            // A wanted file rewritten by this layer keeps its history; anything else
-            // at the path replaces the lower file.
-            if !(regular && (self.wanted)(&path)) {
-                self.tree.hide_exact(&path);
-                continue;
-            }
-            let data = if kind == EntryType::Link {
+            let keep = if regular {
+                (self.select)(&path, entry.header().mode().unwrap_or(0))
+            } else {
+                Keep::Nothing
+            };
+            // A kept file rewritten by this layer keeps its history; anything else at the
+            // path replaces the lower file.
+            let data = if let Keep::Nothing = keep {
+                None
+            } else if kind == EntryType::Link {
                 let link = link_bytes
                     .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()))
                     .unwrap_or_default();
                 let (target, _) = normalize(&link);
-                match written.get(&target) {
-                    Some(data) => data.clone(),
-                    // The target was not read (not a wanted path) or is not in this layer.
-                    None => {
-                        self.tree.hide_exact(&path);
-                        continue;
-                    }
+                // None when the target was not kept or is not in this layer.
+                written.get(&target).cloned()
+            } else if let Keep::Extract(extract) = keep {
+                let data = extract(&mut entry, limits.max_file_bytes)?;
+                if data
+                    .as_ref()
+                    .is_some_and(|d| d.len() as u64 > limits.max_file_bytes)
+                {
+                    return Err(file_too_large(limits, &path, &digest));
                 }
+                data
             } else {
                 if size > limits.max_file_bytes {
-                    return Err(WalkError::Scan(ScanError::TooLarge {
-                        limit: Limit::FileBytes,
-                        max: limits.max_file_bytes,
-                        context: format!("/{path} in layer {digest}"),
-                    }));
+                    return Err(file_too_large(limits, &path, &digest));
                 }
                 let mut data = Vec::with_capacity(size as usize);
                 entry.read_to_end(&mut data)?;
-                data
+                Some(data)
+            };
+            let Some(data) = data else {
+                self.tree.hide_exact(&path);
+                continue;
             };
             self.tree.stats.bytes_read += data.len() as u64;
             self.tree.stats.files_read += 1;
@@ -430,6 +454,14 @@ fn too_large(limit: Limit, max: u64, digest: &str) -> WalkError {
         limit,
         max,
         context: format!("layer {digest}"),
+    })
+}
+
+fn file_too_large(limits: &Limits, path: &str, digest: &str) -> WalkError {
+    WalkError::Scan(ScanError::TooLarge {
+        limit: Limit::FileBytes,
+        max: limits.max_file_bytes,
+        context: format!("/{path} in layer {digest}"),
     })
 }
 

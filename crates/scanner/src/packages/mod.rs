@@ -3,6 +3,8 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod go;
+pub mod java;
 pub mod npm;
 pub mod python;
 pub mod rpm;
@@ -12,7 +14,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::walker::FileTree;
+use crate::walker::{FileTree, Keep};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,6 +24,8 @@ pub enum PackageType {
     Rpm,
     Python,
     Npm,
+    Go,
+    Java,
 }
 
 impl PackageType {
@@ -32,6 +36,8 @@ impl PackageType {
             PackageType::Rpm => "rpm",
             PackageType::Python => "python",
             PackageType::Npm => "npm",
+            PackageType::Go => "go",
+            PackageType::Java => "java",
         }
     }
 }
@@ -76,13 +82,24 @@ impl Entry {
     }
 }
 
-/// Whether any reader needs the file at `path` (normalized, no leading `/`).
-pub fn wanted(path: &str) -> bool {
-    dpkg::wanted(path)
+/// What the readers keep of the file at `path` (normalized, no leading `/`) with
+/// permission bits `mode`: package databases whole, the build info of executables, the
+/// Maven metadata of Java archives.
+pub fn select(path: &str, mode: u32) -> Keep {
+    if dpkg::wanted(path)
         || apk::wanted(path)
         || rpm::wanted(path)
         || python::wanted(path)
         || npm::wanted(path)
+    {
+        Keep::Whole
+    } else if java::is_archive(path) {
+        Keep::Extract(java::extract)
+    } else if mode & 0o111 != 0 {
+        Keep::Extract(go::extract)
+    } else {
+        Keep::Nothing
+    }
 }
 
 /// Every package of the image, in a stable order (type, name, version, path).
@@ -103,6 +120,14 @@ pub fn read_all(tree: &FileTree) -> Result<Vec<Package>> {
             packages.extend(from_file(tree, path, PackageType::Python, python::parse)?);
         } else if npm::wanted(path) {
             packages.extend(from_file(tree, path, PackageType::Npm, npm::parse)?);
+        } else if java::is_archive(path) {
+            packages.extend(from_file(tree, path, PackageType::Java, |d| {
+                Ok(java::parse(d))
+            })?);
+        } else if tree.get(path).is_some_and(|f| go::is_build_info(&f.data)) {
+            packages.extend(from_file(tree, path, PackageType::Go, |d| {
+                Ok(go::parse(d))
+            })?);
         }
     }
     packages.sort_by(|a, b| {
