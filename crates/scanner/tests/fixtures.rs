@@ -172,3 +172,57 @@ fn debian11_minbase_has_none() {
     assert_eq!(r.vulnerabilities, vec![]);
     assert_eq!(r.grade.current_grade, bulwark_scanner::Grade::A);
 }
+
+/// A `docker save` archive of the mixed-formats image, built from the layout's blobs.
+#[test]
+fn docker_archive() {
+    let blobs = fixtures().join("images/blobs/sha256");
+    let manifest_digest = "f8c580ac2be5503f7667c92151cb3b0ab00fe99df2156c24dbb1af7085612de0";
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(manifest_digest)).unwrap()).unwrap();
+    let hex = |d: &serde_json::Value| d["digest"].as_str().unwrap()[7..].to_string();
+    let config = hex(&manifest["config"]);
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hex)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    let mut archive = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    let archive_manifest = serde_json::json!([{
+        "Config": format!("{config}.json"),
+        "RepoTags": ["example/mixed:1"],
+        "Layers": layers.iter().map(|l| format!("{l}/layer.tar")).collect::<Vec<_>>(),
+    }]);
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        archive.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest.json", archive_manifest.to_string().as_bytes());
+    add(
+        &format!("{config}.json"),
+        &std::fs::read(blobs.join(&config)).unwrap(),
+    );
+    for l in &layers {
+        add(
+            &format!("{l}/layer.tar"),
+            &std::fs::read(blobs.join(l)).unwrap(),
+        );
+    }
+    archive.into_inner().unwrap();
+
+    let via_archive = |reference: String| {
+        index_image(&Image::open(&reference).unwrap(), &Limits::default()).unwrap()
+    };
+    let inventory = via_archive(format!("docker-archive:{}", path.display()));
+    let tagged = via_archive(format!("docker-archive:{}:example/mixed:1", path.display()));
+    assert_eq!(found(&inventory), found(&index("mixed-formats")));
+    assert_eq!(found(&tagged), found(&inventory));
+    // Layers are named by their diff ids, from the image config.
+    assert!(inventory.layers.iter().all(|l| l.starts_with("sha256:")));
+    assert!(inventory.packages.iter().all(|p| p.name != "urllib3"));
+}

@@ -1,11 +1,11 @@
-//! Arbitrary bytes as each package database the scanner reads (the first byte picks
-//! which), wrapped in a one-file layer.
+//! Arbitrary bytes as each file the package readers keep (the first byte picks which:
+//! package databases, manifests, a jar, an executable), wrapped in a one-file layer.
 #![no_main]
 
 use bulwark_scanner::{Limits, index_layers};
 use libfuzzer_sys::fuzz_target;
 
-const PATHS: [&str; 9] = [
+const PATHS: [&str; 11] = [
     "var/lib/dpkg/status",
     "var/lib/dpkg/status.d/pkg",
     "lib/apk/db/installed",
@@ -15,6 +15,8 @@ const PATHS: [&str; 9] = [
     "usr/lib/python3/site-packages/x-1.dist-info/METADATA",
     "app/node_modules/x/package.json",
     "etc/os-release",
+    "opt/app/lib/app.jar",
+    "usr/local/bin/program",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
     let mut layer = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);
-    header.set_mode(0o644);
+    // Executable, so that the Go build-info extractor reads it.
+    header.set_mode(0o755);
     if layer.append_data(&mut header, path, content).is_err() {
         return;
     }
