@@ -68,6 +68,7 @@ fn advisory_identity<'a>(
             &p.name,
             p.version.strip_prefix('v').unwrap_or(&p.version),
         ),
+        PackageType::Rust => ("crates.io".into(), &p.name, &p.version),
         PackageType::Java => ("Maven".into(), &p.name, &p.version),
     })
 }

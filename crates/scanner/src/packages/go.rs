@@ -1,58 +1,36 @@
 //! Go binaries: the build information the Go toolchain (1.18+) embeds in every binary —
-//! the Go version and the module list (`mod`, `dep`, `=>` replacement lines). Found by
-//! streaming the executable and looking for the build-info header at 16-byte aligned
-//! offsets, so the binary is never held in memory.
-
-use std::io::{self, Read};
+//! the Go version and the module list (`mod`, `dep`, `=>` replacement lines). Its header
+//! sits at a 16-byte aligned file offset; [`super::binary`] finds it while the executable
+//! streams by.
 
 use super::Entry;
 
-const ELF: &[u8] = b"\x7fELF";
 const MAGIC: &[u8] = b"\xff Go buildinf:";
 const HEADER: usize = 32;
 /// The version and module strings follow the header (flag bit 1; older toolchains
 /// stored pointers, which this reader does not follow).
 const FLAG_INLINE: u8 = 2;
 /// Build info larger than this is not real (module lists are a few KiB).
-const MAX_INFO: usize = 1 << 20;
-const CHUNK: usize = 256 << 10;
+pub(super) const MAX_INFO: usize = 1 << 20;
 
-/// True for what [`extract`] keeps.
+/// True for what [`complete`] keeps.
 pub fn is_build_info(data: &[u8]) -> bool {
     data.starts_with(MAGIC)
 }
 
-/// The header and inline strings of an ELF file's build info, `None` if it has none.
-pub(crate) fn extract(file: &mut dyn Read, max: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut window = Vec::with_capacity(CHUNK + HEADER);
-    if (&mut *file).take(4).read_to_end(&mut window)? < 4 || window != ELF {
-        return Ok(None);
-    }
-    let limit = MAX_INFO.min(max as usize);
-    // `window[0]` is at a 16-byte aligned file offset throughout.
-    loop {
-        let got = (&mut *file).take(CHUNK as u64).read_to_end(&mut window)?;
-        let found = (0..window.len().saturating_sub(MAGIC.len() - 1))
-            .step_by(16)
-            .find(|&i| window[i..].starts_with(MAGIC));
-        if let Some(at) = found {
-            window.drain(..at);
-            (&mut *file)
-                .take((HEADER + limit).saturating_sub(window.len()) as u64)
-                .read_to_end(&mut window)?;
-            window.truncate(HEADER + limit);
-            return Ok(inline_len(&window).map(|n| {
-                window.truncate(HEADER + n);
-                window
-            }));
-        }
-        if got == 0 {
-            return Ok(None);
-        }
-        // Keep an aligned tail that a header could start in.
-        let keep_from = window.len().saturating_sub(MAGIC.len()) / 16 * 16;
-        window.drain(..keep_from);
-    }
+/// The first build-info header starting before `end` in `window`, whose start is at an
+/// aligned file offset.
+pub(super) fn find(window: &[u8], end: usize) -> Option<usize> {
+    (0..end.min(window.len().saturating_sub(MAGIC.len() - 1)))
+        .step_by(16)
+        .find(|&i| window[i..].starts_with(MAGIC))
+}
+
+/// The header and its inline strings, from bytes starting at a header.
+pub(super) fn complete(mut info: Vec<u8>) -> Option<Vec<u8>> {
+    let n = inline_len(&info)?;
+    info.truncate(HEADER + n);
+    Some(info)
 }
 
 fn uvarint(data: &[u8]) -> Option<(usize, &[u8])> {
@@ -137,6 +115,7 @@ fn entry(name: &str, version: &str) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packages::binary::{ELF, extract};
 
     fn build_info(version: &str, modinfo: &str) -> Vec<u8> {
         let mut b = MAGIC.to_vec();
@@ -166,6 +145,7 @@ mod tests {
         binary.extend_from_slice(&info);
         binary.extend_from_slice(&[0; 100]);
         let kept = extract(&mut binary.as_slice(), 1 << 20).unwrap().unwrap();
+        assert_eq!(kept.len(), info.len());
         assert_eq!(kept, info);
         assert!(is_build_info(&kept));
         let e: Vec<(String, String)> = parse(&kept)

@@ -2,12 +2,14 @@
 //! walked image.
 
 pub mod apk;
+mod binary;
 pub mod dpkg;
 pub mod go;
 pub mod java;
 pub mod npm;
 pub mod python;
 pub mod rpm;
+pub mod rust;
 
 use std::collections::HashSet;
 
@@ -25,6 +27,7 @@ pub enum PackageType {
     Python,
     Npm,
     Go,
+    Rust,
     Java,
 }
 
@@ -37,6 +40,7 @@ impl PackageType {
             PackageType::Python => "python",
             PackageType::Npm => "npm",
             PackageType::Go => "go",
+            PackageType::Rust => "rust",
             PackageType::Java => "java",
         }
     }
@@ -83,8 +87,8 @@ impl Entry {
 }
 
 /// What the readers keep of the file at `path` (normalized, no leading `/`) with
-/// permission bits `mode`: package databases whole, the build info of executables, the
-/// Maven metadata of Java archives.
+/// permission bits `mode`: package databases whole, the build info or dependency list of
+/// executables, the Maven metadata of Java archives.
 pub fn select(path: &str, mode: u32) -> Keep {
     if dpkg::wanted(path)
         || apk::wanted(path)
@@ -96,7 +100,7 @@ pub fn select(path: &str, mode: u32) -> Keep {
     } else if java::is_archive(path) {
         Keep::Extract(java::extract)
     } else if mode & 0o111 != 0 {
-        Keep::Extract(go::extract)
+        Keep::Extract(binary::extract)
     } else {
         Keep::Nothing
     }
@@ -127,6 +131,13 @@ pub fn read_all(tree: &FileTree) -> Result<Vec<Package>> {
         } else if tree.get(path).is_some_and(|f| go::is_build_info(&f.data)) {
             packages.extend(from_file(tree, path, PackageType::Go, |d| {
                 Ok(go::parse(d))
+            })?);
+        } else if tree
+            .get(path)
+            .is_some_and(|f| rust::is_dependency_list(&f.data))
+        {
+            packages.extend(from_file(tree, path, PackageType::Rust, |d| {
+                Ok(rust::parse(d))
             })?);
         }
     }
