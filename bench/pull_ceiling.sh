@@ -8,7 +8,7 @@ command -v nginx >/dev/null || { apt-get install -y -qq nginx-light >/dev/null 2
 head -c $((mib * 1024 * 1024)) /dev/urandom > "$dir/static/blob"
 digest="sha256:$(sha256sum "$dir/static/blob" | cut -d' ' -f1)"
 curl -sf -X POST -H 'Content-Type: application/octet-stream' -T "$dir/static/blob" \
-  "$url/v2/bench/ceiling/blobs/uploads/?digest=$digest" >/dev/null
+  "$url/v2/bench/ceiling/blobs/uploads?digest=$digest" >/dev/null
 cat > "$dir/nginx.conf" <<CONF
 daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/nginx.err;
 events {}

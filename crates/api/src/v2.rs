@@ -115,14 +115,14 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
         (Target::Catalog, Method::GET) => {
             let (last, n) = page_params(&query)?;
             let page = reg.catalog(last, n).await?;
-            Ok(list_response("/v2/_catalog", "repositories", None, page, n))
+            Ok(list_response("/v2/_catalog", None, page, n))
         }
         (Target::Tags(name), Method::GET) => {
             let repo = reg.repo_name(name)?;
             let (last, n) = page_params(&query)?;
             let page = reg.tags(&repo, last, n).await?;
             let path = format!("/v2/{repo}/tags/list");
-            Ok(list_response(&path, "tags", Some(repo.as_str()), page, n))
+            Ok(list_response(&path, Some(repo.as_str()), page, n))
         }
         (Target::Manifest(name, reference), m @ (Method::GET | Method::HEAD)) => {
             let repo = reg.repo_name(name)?;
@@ -347,19 +347,27 @@ fn page_params(query: &HashMap<String, String>) -> Result<(Option<&str>, Option<
     Ok((query.get("last").map(String::as_str), n))
 }
 
-fn list_response(
-    path: &str,
-    key: &str,
-    name: Option<&str>,
-    page: ListPage,
-    n: Option<u32>,
-) -> Response {
-    let mut body = serde_json::Map::new();
-    if let Some(name) = name {
-        body.insert("name".into(), name.into());
+/// A tag list (for the repository `name`) or, without a name, a catalog page.
+fn list_response(path: &str, name: Option<&str>, page: ListPage, n: Option<u32>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Tags<'a> {
+        name: &'a str,
+        tags: &'a [String],
     }
-    body.insert(key.into(), page.items.into());
-    let mut resp = Json(serde_json::to_vec(&body).expect("json serializes")).into_response();
+    #[derive(serde::Serialize)]
+    struct Repositories<'a> {
+        repositories: &'a [String],
+    }
+    let body = match name {
+        Some(name) => serde_json::to_vec(&Tags {
+            name,
+            tags: &page.items,
+        }),
+        None => serde_json::to_vec(&Repositories {
+            repositories: &page.items,
+        }),
+    };
+    let mut resp = Json(body.expect("json serializes")).into_response();
     if let Some(last) = page.next {
         let mut link = format!("<{path}?last={}", urlencode(&last));
         if let Some(n) = n {

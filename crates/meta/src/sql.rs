@@ -305,6 +305,17 @@ fn upload_from_row(row: &AnyRow) -> Result<UploadSession, MetaError> {
     })
 }
 
+/// Listings come back as one aggregated string rather than a row per name: the SQLite
+/// driver hands each row across threads, which dominated the cost of long tag lists. Tag
+/// and repository names never contain a newline (their grammars forbid it).
+const NAME_SEPARATOR: &str = "\n";
+
+fn split_names(joined: Option<String>) -> Vec<String> {
+    joined
+        .map(|j| j.split(NAME_SEPARATOR).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 fn page_args(page: Page<'_>) -> (String, i64) {
     (page.last.unwrap_or("").to_owned(), i64::from(page.limit))
 }
@@ -661,38 +672,39 @@ impl MetaStore for SqlMetaStore {
         repository: &str,
         page: Page<'_>,
     ) -> Result<Option<Vec<String>>, MetaError> {
-        let Some(repo) = repository_id(&self.read, repository).await? else {
-            return Ok(None);
-        };
         let (last, limit) = page_args(page);
-        let rows = sqlx::query(
-            "SELECT name FROM tags WHERE repository_id = $1 AND end_at IS NULL AND name > $2 \
-             ORDER BY name LIMIT $3",
+        let row = sqlx::query(
+            "SELECT string_agg(name, $4 ORDER BY name) FROM ( \
+                SELECT t.name AS name FROM tags t JOIN repositories r ON r.id = t.repository_id \
+                WHERE r.name = $1 AND t.end_at IS NULL AND t.name > $2 \
+                ORDER BY t.name LIMIT $3) page",
         )
-        .bind(repo)
+        .bind(repository)
         .bind(last)
         .bind(limit)
-        .fetch_all(&self.read)
+        .bind(NAME_SEPARATOR)
+        .fetch_one(&self.read)
         .await?;
-        Ok(Some(
-            rows.iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?,
-        ))
+        let names = split_names(row.try_get(0)?);
+        // An empty page may mean no such repository; only then is it worth asking.
+        if names.is_empty() && !self.repository_exists(repository).await? {
+            return Ok(None);
+        }
+        Ok(Some(names))
     }
 
     async fn repositories(&self, page: Page<'_>) -> Result<Vec<String>, MetaError> {
         let (last, limit) = page_args(page);
-        let rows =
-            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
-                .bind(last)
-                .bind(limit)
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
+        let row = sqlx::query(
+            "SELECT string_agg(name, $3 ORDER BY name) FROM ( \
+                SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2) page",
+        )
+        .bind(last)
+        .bind(limit)
+        .bind(NAME_SEPARATOR)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(split_names(row.try_get(0)?))
     }
 
     async fn referrers(
