@@ -13,6 +13,10 @@ use crate::error::{Result, ScanError};
 /// Manifests, indexes and configs are small; anything bigger is not one.
 const MAX_JSON_BYTES: u64 = 4 << 20;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
 
 /// An image's layers, bottom first, ready to be opened one at a time.
 #[derive(Debug)]
@@ -90,6 +94,8 @@ impl Image {
 
 #[derive(Deserialize)]
 struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
     digest: String,
     #[serde(default)]
     annotations: HashMap<String, String>,
@@ -105,6 +111,7 @@ struct Platform {
 /// An index or a manifest: which one is told by the fields present.
 #[derive(Deserialize)]
 struct IndexOrManifest {
+    config: Option<Descriptor>,
     #[serde(default)]
     manifests: Vec<Descriptor>,
     #[serde(default)]
@@ -139,6 +146,14 @@ fn open_oci_layout(dir: &Path, tag: Option<&str>) -> Result<Image> {
     for _ in 0..4 {
         let node: IndexOrManifest = read_json(&blob_path(dir, &digest)?)?;
         if node.manifests.is_empty() {
+            // Artifacts (Helm charts, signatures, SBOMs) have layers that are no
+            // filesystem.
+            let config = node.config.as_ref().map_or("", |c| c.media_type.as_str());
+            if !IMAGE_CONFIGS.contains(&config) {
+                return Err(ScanError::Unsupported(format!(
+                    "{digest} is not a container image (config {config:?})"
+                )));
+            }
             let layers = node
                 .layers
                 .iter()
@@ -272,4 +287,40 @@ fn open_docker_archive(path: &Path, tag: Option<&str>) -> Result<Image> {
         })
         .collect::<Result<_>>()?;
     Ok(Image { layers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_and_bad_references_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let (manifest, config) = ("a".repeat(64), "b".repeat(64));
+        let helm = format!(
+            r#"{{"config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"sha256:{config}"}},"layers":[]}}"#
+        );
+        std::fs::write(blobs.join(&manifest), helm).unwrap();
+        let index = format!(
+            r#"{{"manifests":[{{"digest":"sha256:{manifest}","annotations":{{"{REF_NAME}":"chart"}}}},{{"digest":"sha256:../../etc/passwd"}}]}}"#
+        );
+        std::fs::write(dir.path().join("index.json"), index).unwrap();
+        let layout = dir.path().display();
+        assert!(matches!(
+            Image::open(&format!("oci:{layout}:chart")),
+            Err(ScanError::Unsupported(_))
+        ));
+        // Several images and no tag; a traversing digest; unknown transports.
+        assert!(matches!(
+            Image::open(&format!("oci:{layout}")),
+            Err(ScanError::Unsupported(_))
+        ));
+        assert!(blob_path(dir.path(), "sha256:../../etc/passwd").is_err());
+        assert!(matches!(
+            Image::open("docker://x/y:z"),
+            Err(ScanError::Unsupported(_))
+        ));
+    }
 }

@@ -94,6 +94,15 @@ pub struct Database {
     index: HashMap<(String, String), Vec<(usize, usize)>>,
 }
 
+/// The form ecosystems are compared in: Ubuntu's records say `Ubuntu:22.04:LTS` where
+/// the image says `Ubuntu:22.04`.
+pub fn index_ecosystem(ecosystem: &str) -> &str {
+    match ecosystem.strip_prefix("Ubuntu:") {
+        Some(_) => ecosystem.strip_suffix(":LTS").unwrap_or(ecosystem),
+        None => ecosystem,
+    }
+}
+
 /// The form names are compared in: PyPI names are normalized (PEP 503), others exact.
 pub fn index_name(ecosystem: &str, name: &str) -> String {
     if ecosystem == "PyPI" {
@@ -190,7 +199,10 @@ impl Database {
         let at = self.records.len();
         for (i, affected) in record.affected.iter().enumerate() {
             if let Some(p) = &affected.package {
-                let key = (p.ecosystem.clone(), index_name(&p.ecosystem, &p.name));
+                let key = (
+                    index_ecosystem(&p.ecosystem).to_string(),
+                    index_name(&p.ecosystem, &p.name),
+                );
                 self.index.entry(key).or_default().push((at, i));
             }
         }
@@ -203,7 +215,10 @@ impl Database {
         ecosystem: &str,
         name: &str,
     ) -> impl Iterator<Item = (&'a Record, &'a Affected)> + 'a {
-        let key = (ecosystem.to_string(), index_name(ecosystem, name));
+        let key = (
+            index_ecosystem(ecosystem).to_string(),
+            index_name(ecosystem, name),
+        );
         self.index
             .get(&key)
             .into_iter()
@@ -232,5 +247,8 @@ mod tests {
         let withdrawn = RECORD.replace("\"aliases\"", "\"withdrawn\":\"2024-01-01\",\"aliases\"");
         db.add_json("withdrawn", withdrawn.as_bytes()).unwrap();
         assert_eq!(db.len(), 4);
+        let ubuntu = RECORD.replace("PyPI", "Ubuntu:22.04:LTS");
+        db.add_json("ubuntu", ubuntu.as_bytes()).unwrap();
+        assert_eq!(db.affecting("Ubuntu:22.04", "Jinja2").count(), 1);
     }
 }
