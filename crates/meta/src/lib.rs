@@ -4,10 +4,12 @@
 //! `Any` driver so that one body of SQL and one test suite serve SQLite (the embedded
 //! default) and PostgreSQL (scale-out), each with its own migrations.
 
+mod jobs;
 mod sql;
 
 use bulwark_oci::{Digest, Reference};
 
+pub use jobs::{Job, JobStatus, JobStore, NewJob, SingletonGuard};
 pub use sql::{SqlMetaStore, SqlOptions};
 
 #[derive(Debug, thiserror::Error)]

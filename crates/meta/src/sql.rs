@@ -12,27 +12,33 @@ use crate::{
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }
 
 /// Versioned migrations, applied in order at start; a version is never edited once released.
 /// Each dialect has the same versions with the same meaning.
-const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema/sqlite/0001_registry.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("schema/postgres/0001_registry.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema/sqlite/0001_registry.sql")),
+    (3, include_str!("schema/sqlite/0003_jobs.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema/postgres/0001_registry.sql")),
+    (3, include_str!("schema/postgres/0003_jobs.sql")),
+];
 
 /// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).
 const MIGRATION_LOCK: i64 = 0x6275_6c77_6172_6b01;
 
 pub struct SqlMetaStore {
     /// Queries that only read.
-    read: AnyPool,
+    pub(crate) read: AnyPool,
     /// Writes. For SQLite a single connection, so that writers queue in-process rather than
     /// contend on the database lock; for PostgreSQL the same pool as reads.
-    write: AnyPool,
-    dialect: Dialect,
+    pub(crate) write: AnyPool,
+    pub(crate) dialect: Dialect,
+    pub(crate) local_locks: crate::jobs::LocalLocks,
 }
 
 /// How the metadata database is opened.
@@ -103,6 +109,7 @@ impl SqlMetaStore {
             write: pool(1).connect(url).await?,
             read: pool(options.readers.max(1)).connect(url).await?,
             dialect: Dialect::Sqlite,
+            local_locks: Default::default(),
         })
     }
 
@@ -125,6 +132,7 @@ impl SqlMetaStore {
             read: pool.clone(),
             write: pool,
             dialect: Dialect::Postgres,
+            local_locks: Default::default(),
         })
     }
 

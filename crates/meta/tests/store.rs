@@ -3,7 +3,8 @@
 //! `BULWARK_TEST_POSTGRES_URL`; each test gets a database of its own).
 
 use bulwark_meta::{
-    MetaError, MetaStore, NewManifest, Page, SqlMetaStore, SqlOptions, UploadSession,
+    JobStatus, JobStore, MetaError, MetaStore, NewJob, NewManifest, Page, SqlMetaStore, SqlOptions,
+    UploadSession, now_millis,
 };
 use bulwark_oci::{Digest, Reference, Tag};
 
@@ -64,6 +65,10 @@ on_every_backend!(
     referrers_follow_subject_and_filter,
     uploads_advance_by_compare_and_set,
     reopening_keeps_data_and_migrations_are_idempotent,
+    jobs_run_once_retry_and_fail_for_good,
+    concurrent_claims_never_share_a_job,
+    expired_leases_are_taken_again_until_attempts_run_out,
+    singleton_locks_are_exclusive,
 );
 
 fn d(s: &str) -> Digest {
@@ -333,4 +338,143 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
         out.push(h.await.unwrap());
     }
     out
+}
+
+fn new_job<'a>(kind: &'a str, unique_key: Option<&'a str>, max_attempts: u32) -> NewJob<'a> {
+    NewJob {
+        kind,
+        payload: "{}",
+        unique_key,
+        run_after: 0,
+        max_attempts,
+    }
+}
+
+async fn jobs_run_once_retry_and_fail_for_good(f: &Fixture) {
+    let s = f.open().await;
+    let id = s
+        .enqueue(new_job("purge", Some("purge@1"), 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.enqueue(new_job("purge", Some("purge@1"), 2))
+            .await
+            .unwrap(),
+        None
+    );
+    // Not due yet: nothing to claim.
+    let later = s
+        .enqueue(NewJob {
+            run_after: now_millis() + 3_600_000,
+            ..new_job("later", None, 1)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+    let job = s.claim("node-a", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        (job.id, job.status, job.attempts),
+        (id, JobStatus::Running, 1)
+    );
+    assert_eq!(job.lease_owner.as_deref(), Some("node-a"));
+    assert!(s.claim("node-b", 60_000).await.unwrap().is_none());
+    // Only the owner may act on its lease.
+    assert!(!s.complete(id, "node-b").await.unwrap());
+    assert!(s.heartbeat(id, "node-a", 60_000).await.unwrap());
+
+    // A failed attempt with a retry goes back to the queue...
+    assert!(s.fail(id, "node-a", "boom", Some(0)).await.unwrap());
+    let job = s.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.last_error.as_deref()),
+        (JobStatus::Queued, Some("boom"))
+    );
+    // ...and the last attempt fails for good.
+    let job = s.claim("node-b", 60_000).await.unwrap().unwrap();
+    assert_eq!((job.id, job.attempts), (id, 2));
+    assert!(s.fail(id, "node-b", "boom again", Some(0)).await.unwrap());
+    assert_eq!(s.job(id).await.unwrap().unwrap().status, JobStatus::Failed);
+    assert!(s.claim("node-a", 60_000).await.unwrap().is_none());
+
+    let done = s.enqueue(new_job("ok", None, 3)).await.unwrap().unwrap();
+    let job = s.claim("node-a", 60_000).await.unwrap().unwrap();
+    assert_eq!(job.id, done);
+    assert!(s.complete(done, "node-a").await.unwrap());
+    assert!(!s.complete(done, "node-a").await.unwrap());
+    assert_eq!(s.job(done).await.unwrap().unwrap().status, JobStatus::Done);
+
+    let failed = s.jobs(Some(JobStatus::Failed), 10).await.unwrap();
+    assert_eq!(failed.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(s.jobs(None, 10).await.unwrap().len(), 3);
+    assert_eq!(s.prune_jobs(now_millis() + 1).await.unwrap(), 2);
+    assert_eq!(s.jobs(None, 10).await.unwrap()[0].id, later);
+}
+
+async fn concurrent_claims_never_share_a_job(f: &Fixture) {
+    let s = std::sync::Arc::new(f.open().await);
+    for i in 0..40 {
+        let key = format!("k{i}");
+        s.enqueue(new_job("work", Some(&key), 1))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let claimers = (0..8).map(|n| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) = s.claim(&format!("node-{n}"), 60_000).await.unwrap() {
+                mine.push(job.id);
+            }
+            mine
+        })
+    });
+    let mut all: Vec<i64> = futures_join(claimers).await.into_iter().flatten().collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(
+        (before, all.len()),
+        (40, 40),
+        "every job claimed exactly once"
+    );
+}
+
+async fn expired_leases_are_taken_again_until_attempts_run_out(f: &Fixture) {
+    let s = f.open().await;
+    let id = s.enqueue(new_job("slow", None, 2)).await.unwrap().unwrap();
+    // node-a claims with a lease that has already run out: as if it died at once.
+    let job = s.claim("node-a", -1).await.unwrap().unwrap();
+    assert_eq!(job.id, id);
+    let job = s.claim("node-b", -1).await.unwrap().unwrap();
+    assert_eq!(
+        (job.id, job.attempts, job.lease_owner.as_deref()),
+        (id, 2, Some("node-b"))
+    );
+    // The dead node's late report changes nothing.
+    assert!(!s.complete(id, "node-a").await.unwrap());
+    // node-b died too, on the last attempt: the job fails with the reason.
+    assert!(s.claim("node-c", 60_000).await.unwrap().is_none());
+    let job = s.job(id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.last_error.unwrap().contains("lease expired"));
+}
+
+async fn singleton_locks_are_exclusive(f: &Fixture) {
+    let s = f.open().await;
+    let gc = s.try_singleton("gc-mark").await.unwrap().expect("free");
+    assert!(s.try_singleton("gc-mark").await.unwrap().is_none());
+    let other = s.try_singleton("something-else").await.unwrap();
+    assert!(other.is_some());
+    drop(gc);
+    // PostgreSQL releases the lock when the session closes, which drop starts.
+    for _ in 0..50 {
+        if s.try_singleton("gc-mark").await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the singleton lock was not released");
 }
