@@ -14,8 +14,13 @@ const MAX_POM_PROPERTIES: u64 = 64 << 10;
 const MAX_DEPTH: usize = 2;
 
 pub fn is_archive(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    [".jar", ".war", ".ear"].iter().any(|s| lower.ends_with(s))
+    // Called for every file of every layer: no allocation.
+    let ext = path.len().checked_sub(4).and_then(|at| path.get(at..));
+    ext.is_some_and(|e| {
+        [".jar", ".war", ".ear"]
+            .iter()
+            .any(|s| e.eq_ignore_ascii_case(s))
+    })
 }
 
 pub(crate) fn extract(file: &mut dyn Read, max: u64) -> io::Result<Option<Vec<u8>>> {
