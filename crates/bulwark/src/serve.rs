@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bulwark_meta::SqlMetaStore;
+use bulwark_jobs::{JobError, JobHandler, Runner, RunnerConfig};
+use bulwark_meta::{Job, SqlMetaStore};
 use bulwark_registry::Registry;
 use bulwark_storage::FsBlobStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -64,8 +65,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let blobs = FsBlobStore::open(&config.data_dir)
         .await
         .context("opening blob storage")?;
+    let meta = Arc::new(meta);
     let registry = Arc::new(Registry::new(
-        Arc::new(meta),
+        meta.clone(),
         Arc::new(blobs),
         config.registry_limits(),
     ));
@@ -84,13 +86,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app =
         bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
-    tokio::spawn(purge_uploads(registry.clone()));
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let purge_every = (config.registry_limits().upload_ttl / 4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let mut jobs = Runner::new(meta.clone(), RunnerConfig::default())
+        .handle(PURGE_UPLOADS, Arc::new(PurgeUploads(registry.clone())))
+        .every(PURGE_UPLOADS, purge_every)
+        .start(jobs_stopped);
 
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
     let handle = axum_server::Handle::new();
-    tokio::spawn(shutdown_on_signal(
-        handle.clone(),
-        Duration::from_secs(config.shutdown_grace_secs),
-    ));
+    tokio::spawn(shutdown_on_signal(handle.clone(), stop_jobs, grace));
     let announce = {
         let handle = handle.clone();
         let scheme = if config.tls.is_some() {
@@ -129,11 +135,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .await?
         }
     }
+    // Jobs in hand get what is left of the grace period.
+    if tokio::time::timeout(grace, async { while jobs.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!("background jobs did not finish within the grace period");
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>, grace: Duration) {
+async fn shutdown_on_signal(
+    handle: axum_server::Handle<std::net::SocketAddr>,
+    stop_jobs: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -151,18 +168,25 @@ async fn shutdown_on_signal(handle: axum_server::Handle<std::net::SocketAddr>, g
         "shutting down: finishing in-flight requests"
     );
     handle.graceful_shutdown(Some(grace));
+    let _ = stop_jobs.send(true);
 }
 
-async fn purge_uploads(registry: Arc<Registry>) {
-    let every =
-        (registry.limits().upload_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        match registry.purge_stale_uploads().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "purged abandoned uploads"),
-            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+const PURGE_UPLOADS: &str = "purge_uploads";
+
+/// Removes abandoned uploads; scheduled cluster-wide by the job runner.
+struct PurgeUploads(Arc<Registry>);
+
+#[async_trait::async_trait]
+impl JobHandler for PurgeUploads {
+    async fn run(&self, _: &Job) -> Result<(), JobError> {
+        let purged = self
+            .0
+            .purge_stale_uploads()
+            .await
+            .map_err(|e| JobError::Failed(e.to_string()))?;
+        if purged > 0 {
+            tracing::info!(purged, "purged abandoned uploads");
         }
+        Ok(())
     }
 }
