@@ -234,6 +234,25 @@ mod tests {
     const RECORD: &str = r#"{"id":"X-1","aliases":null,"affected":[{"package":{"ecosystem":"PyPI","name":"Jinja2"},"versions":["2.11.2"]}]}"#;
 
     #[test]
+    fn directories_and_zips() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = zip::ZipWriter::new(File::create(dir.path().join("PyPI.zip")).unwrap());
+        for name in ["a.json", "nested/b.jsonl", "README.txt"] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(RECORD.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        std::fs::create_dir(dir.path().join("more")).unwrap();
+        std::fs::write(dir.path().join("more/c.json"), RECORD).unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not OSV").unwrap();
+        let mut db = Database::new();
+        db.load(dir.path()).unwrap();
+        assert_eq!(db.len(), 3);
+    }
+
+    #[test]
     fn json_jsonl_and_arrays() {
         let mut db = Database::new();
         db.add_json("one", RECORD.as_bytes()).unwrap();
