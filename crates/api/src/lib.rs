@@ -2,7 +2,9 @@
 //! Handlers parse, call the registry layer and map the result; errors map in `error`.
 
 mod error;
+mod jobs;
 mod metrics;
+mod problem;
 mod v2;
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
+use bulwark_meta::JobStore;
 use bulwark_registry::Registry;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -20,6 +23,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     registry: Arc<Registry>,
+    jobs: Arc<dyn JobStore>,
     prometheus: Option<PrometheusHandle>,
     access_log: bool,
     request_ids: Arc<metrics::RequestIds>,
@@ -29,11 +33,13 @@ impl AppState {
     /// `prometheus` renders `/metrics`; without it the route answers 404.
     pub fn new(
         registry: Arc<Registry>,
+        jobs: Arc<dyn JobStore>,
         prometheus: Option<PrometheusHandle>,
         access_log: bool,
     ) -> Self {
         AppState {
             registry,
+            jobs,
             prometheus,
             access_log,
             request_ids: Arc::default(),
@@ -49,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
+        // Read-only until access control lands; then superusers only.
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::one))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

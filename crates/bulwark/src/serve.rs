@@ -9,7 +9,7 @@ use anyhow::Context;
 use bulwark_jobs::{JobError, JobHandler, Runner, RunnerConfig};
 use bulwark_meta::{Job, SqlMetaStore};
 use bulwark_registry::Registry;
-use bulwark_storage::FsBlobStore;
+use bulwark_storage::{BlobStore, FsBlobStore, S3BlobStore};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tracing_subscriber::EnvFilter;
 
@@ -62,15 +62,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         SqlMetaStore::open(&config.database.url, &config.sql_options()).await
     }
     .context("opening the metadata database")?;
-    let blobs = FsBlobStore::open(&config.data_dir)
-        .await
-        .context("opening blob storage")?;
+    let blobs: Arc<dyn BlobStore> = match config.s3_options() {
+        Some(s3) => Arc::new(S3BlobStore::new(&s3).context("configuring S3 blob storage")?),
+        None => Arc::new(
+            FsBlobStore::open(&config.data_dir)
+                .await
+                .context("opening blob storage")?,
+        ),
+    };
     let meta = Arc::new(meta);
-    let registry = Arc::new(Registry::new(
-        meta.clone(),
-        Arc::new(blobs),
-        config.registry_limits(),
-    ));
+    let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_limits()));
 
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -82,7 +83,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let state = bulwark_api::AppState::new(registry.clone(), Some(prometheus), config.log.access);
+    let state = bulwark_api::AppState::new(
+        registry.clone(),
+        meta.clone(),
+        Some(prometheus),
+        config.log.access,
+    );
     let app =
         bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

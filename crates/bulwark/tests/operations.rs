@@ -268,3 +268,50 @@ async fn serves_with_postgresql_metadata() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// The job queue is visible through the API: the scheduled purge shows up and finishes.
+#[tokio::test]
+async fn background_jobs_are_listed_by_the_api() {
+    let server = TestServer::start_with(BIN, &[], &[("BULWARK_LIMITS__UPLOAD_TTL_SECS", "4")]);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let list: serde_json::Value = http
+            .get(format!("{}/api/v1/jobs?status=done", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(job) = list["jobs"].as_array().and_then(|j| j.first()).cloned() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "no purge job finished: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["kind"], "purge_uploads");
+    assert_eq!(job["attempts"], 1);
+    let one = http
+        .get(format!("{}/api/v1/jobs/{}", server.url, job["id"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let missing = http
+        .get(format!("{}/api/v1/jobs/999999", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let bad = http
+        .get(format!("{}/api/v1/jobs?status=sleeping", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

@@ -1,0 +1,82 @@
+//! `/api/v1/jobs`: the background job queue, read-only.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use bulwark_meta::{Job, JobStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::problem::Problem;
+
+#[derive(Serialize)]
+pub struct JobView {
+    id: i64,
+    kind: String,
+    status: &'static str,
+    attempts: u32,
+    max_attempts: u32,
+    run_after: i64,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<Job> for JobView {
+    fn from(j: Job) -> Self {
+        JobView {
+            id: j.id,
+            kind: j.kind,
+            status: j.status.as_str(),
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_after: j.run_after,
+            lease_owner: j.lease_owner,
+            lease_until: j.lease_until,
+            last_error: j.last_error,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let status = q
+        .status
+        .map(|s| {
+            JobStatus::parse(&s).ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("status must be queued, running, done or failed, not {s:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let jobs = state
+        .jobs
+        .jobs(status, q.limit.unwrap_or(100).min(1000))
+        .await?;
+    let jobs: Vec<JobView> = jobs.into_iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({ "jobs": jobs })))
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, Problem> {
+    match state.jobs.job(id).await? {
+        Some(job) => Ok(Json(job.into())),
+        None => Err(Problem::new(StatusCode::NOT_FOUND, format!("no job {id}"))),
+    }
+}
