@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulwark_oci::{Digest, ErrorCode, Reference, RepoName};
-use bulwark_registry::{ByteRange, ByteStream, ListPage, MountOutcome, UploadState};
+use bulwark_registry::{BlobRead, ByteRange, ByteStream, ListPage, MountOutcome, UploadState};
 use futures::TryStreamExt;
 
 use crate::AppState;
@@ -196,22 +196,32 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
                 return Ok((StatusCode::OK, headers).into_response());
             }
             let range = header_str(req.headers(), header::RANGE).and_then(parse_range);
-            let read = reg.read_blob(&repo, &digest, range).await?;
-            let status = match &read.range {
+            let (size, range, stream) = match reg.read_blob(&repo, &digest, range).await? {
+                BlobRead::Bytes {
+                    size,
+                    range,
+                    stream,
+                } => (size, range, stream),
+                BlobRead::Redirect(url) => {
+                    headers.insert(header::LOCATION, header_value(&url)?);
+                    return Ok((StatusCode::TEMPORARY_REDIRECT, headers).into_response());
+                }
+            };
+            let status = match &range {
                 Some(r) => {
                     headers.insert(
                         header::CONTENT_RANGE,
-                        header_value(&format!("bytes {}-{}/{}", r.start, r.end - 1, read.size))?,
+                        header_value(&format!("bytes {}-{}/{}", r.start, r.end - 1, size))?,
                     );
                     headers.insert(header::CONTENT_LENGTH, (r.end - r.start).into());
                     StatusCode::PARTIAL_CONTENT
                 }
                 None => {
-                    headers.insert(header::CONTENT_LENGTH, read.size.into());
+                    headers.insert(header::CONTENT_LENGTH, size.into());
                     StatusCode::OK
                 }
             };
-            Ok((status, headers, Body::from_stream(read.stream)).into_response())
+            Ok((status, headers, Body::from_stream(stream)).into_response())
         }
         (Target::Blob(name, digest), Method::DELETE) => {
             let repo = reg.repo_name(name)?;

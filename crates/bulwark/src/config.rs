@@ -19,6 +19,7 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     pub database: Database,
+    pub storage: Storage,
     pub limits: Limits,
     pub log: Log,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +39,58 @@ pub struct Database {
     /// SQLite: fsync the log at every commit, so that even a power loss keeps the last
     /// pushes (a process crash loses nothing either way).
     pub sqlite_sync_every_commit: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Blobs in an S3-compatible object store; without this section, files under
+    /// `<data_dir>/blobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3 {
+    /// `http(s)://host:port` of an S3-compatible service; empty for AWS S3 itself.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Static credentials; empty to take them from the environment (instance metadata).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Address buckets by path (`endpoint/bucket/key`), as most S3-compatible stores want.
+    pub path_style: bool,
+    /// Keys live under this prefix, so that a bucket can hold more than one registry.
+    pub prefix: String,
+    /// Bytes per multipart part (at least 5 MiB): the most an upload request buffers.
+    pub part_size: usize,
+    /// Answer blob downloads with a redirect to a presigned URL of the object store.
+    pub presigned_redirect: bool,
+    /// How long a presigned URL stays valid.
+    pub presigned_ttl_secs: u64,
+    /// PEM trust anchors for an HTTPS endpoint; empty means `$AWS_CA_BUNDLE`, if set.
+    pub ca_bundle: String,
+}
+
+impl Default for S3 {
+    fn default() -> Self {
+        let o = bulwark_storage::S3Options::default();
+        S3 {
+            endpoint: o.endpoint,
+            bucket: o.bucket,
+            region: o.region,
+            access_key_id: o.access_key_id,
+            secret_access_key: o.secret_access_key,
+            path_style: o.path_style,
+            prefix: o.prefix,
+            part_size: o.part_size,
+            presigned_redirect: false,
+            presigned_ttl_secs: 300,
+            ca_bundle: String::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,6 +145,7 @@ impl Default for Config {
                 statement_timeout_ms: 30_000,
                 sqlite_sync_every_commit: false,
             },
+            storage: Storage::default(),
             limits: Limits {
                 max_manifest_bytes: limits.max_manifest_bytes,
                 max_name_len: limits.max_name_len,
@@ -110,11 +164,12 @@ impl Default for Config {
 }
 
 /// Top-level keys, so that unrelated `BULWARK_*` variables are not read as configuration.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "listen",
     "data_dir",
     "shutdown_grace_secs",
     "database",
+    "storage",
     "limits",
     "log",
     "tls",
@@ -184,8 +239,57 @@ impl Config {
         self.data_dir.join("meta.db")
     }
 
+    /// The S3 store's options, if `[storage.s3]` is configured.
+    pub fn s3_options(&self) -> Option<bulwark_storage::S3Options> {
+        let s3 = self.storage.s3.as_ref()?;
+        let ca_bundle = if s3.ca_bundle.is_empty() {
+            std::env::var_os("AWS_CA_BUNDLE").map(PathBuf::from)
+        } else {
+            Some(PathBuf::from(&s3.ca_bundle))
+        };
+        Some(bulwark_storage::S3Options {
+            endpoint: s3.endpoint.clone(),
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            path_style: s3.path_style,
+            prefix: s3.prefix.clone(),
+            part_size: s3.part_size,
+            presign_ttl: s3
+                .presigned_redirect
+                .then(|| Duration::from_secs(s3.presigned_ttl_secs)),
+            ca_bundle,
+            ..bulwark_storage::S3Options::default()
+        })
+    }
+
+    /// The configuration as TOML, secrets masked: it is printed and pasted into tickets.
     pub fn to_toml(&self) -> anyhow::Result<String> {
-        Ok(toml::to_string_pretty(self)?)
+        let mut shown = self.clone();
+        shown.database.url = redact_url_password(&shown.database.url);
+        if let Some(s3) = &mut shown.storage.s3
+            && !s3.secret_access_key.is_empty()
+        {
+            s3.secret_access_key = REDACTED.into();
+        }
+        Ok(toml::to_string_pretty(&shown)?)
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// `postgres://user:secret@host/db` → `postgres://user:<redacted>@host/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -228,6 +332,40 @@ mod tests {
                 ..Overrides::default()
             };
             assert!(Config::load(&o).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn s3_section_loads_and_prints_without_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "b.toml",
+                "[database]\nurl = \"postgres://u:pw@db:5432/bulwark\"\n\
+                 [storage.s3]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"bulwark\"\n\
+                 region = \"garage\"\naccess_key_id = \"GK1\"\n\
+                 secret_access_key = \"s3cr3t\"\npath_style = true\n",
+            )?;
+            jail.set_env("BULWARK_STORAGE__S3__PRESIGNED_REDIRECT", "true");
+            let o = Overrides {
+                config: Some("b.toml".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(&o).expect("loads");
+            let s3 = c.s3_options().expect("S3 configured");
+            assert_eq!(s3.bucket, "bulwark");
+            assert!(s3.path_style);
+            assert_eq!(s3.part_size, bulwark_storage::DEFAULT_PART_SIZE);
+            assert_eq!(s3.presign_ttl, Some(Duration::from_secs(300)));
+            let printed = c.to_toml().unwrap();
+            assert!(printed.contains("[storage.s3]"), "{printed}");
+            assert!(printed.contains("access_key_id = \"GK1\""), "{printed}");
+            assert!(
+                !printed.contains("s3cr3t") && !printed.contains("pw@"),
+                "{printed}"
+            );
+            assert!(printed.contains("postgres://u:<redacted>@db:5432/bulwark"));
+            assert!(Config::default().s3_options().is_none());
             Ok(())
         });
     }

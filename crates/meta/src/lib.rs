@@ -40,13 +40,15 @@ fn list(digests: &[Digest]) -> String {
         .join(", ")
 }
 
-/// An upload session: bytes received so far and the hash state over them.
+/// An upload session: bytes received so far, the hash state over them, and what the blob
+/// store needs to find them (its own opaque state, e.g. an S3 multipart upload's parts).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadSession {
     pub id: String,
     pub repository: String,
     pub size: u64,
     pub hash_state: Vec<u8>,
+    pub storage_state: Vec<u8>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -143,14 +145,16 @@ pub trait MetaStore: Send + Sync + 'static {
 
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>, MetaError>;
 
-    /// Records that the upload grew from `from_size` to `to_size`. Returns false (and changes
-    /// nothing) if another request moved it meanwhile.
+    /// Records that the upload grew from `from_size` to `to_size`, with its new hash and
+    /// storage states. Returns false (and changes nothing) if another request moved it
+    /// meanwhile.
     async fn advance_upload(
         &self,
         id: &str,
         from_size: u64,
         to_size: u64,
         hash_state: &[u8],
+        storage_state: &[u8],
     ) -> Result<bool, MetaError>;
 
     async fn delete_upload(&self, id: &str) -> Result<bool, MetaError>;

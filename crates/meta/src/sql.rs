@@ -21,10 +21,18 @@ pub(crate) enum Dialect {
 /// Each dialect has the same versions with the same meaning.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/sqlite/0001_registry.sql")),
+    (
+        2,
+        include_str!("schema/sqlite/0002_upload_storage_state.sql"),
+    ),
     (3, include_str!("schema/sqlite/0003_jobs.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/postgres/0001_registry.sql")),
+    (
+        2,
+        include_str!("schema/postgres/0002_upload_storage_state.sql"),
+    ),
     (3, include_str!("schema/postgres/0003_jobs.sql")),
 ];
 
@@ -308,6 +316,7 @@ fn upload_from_row(row: &AnyRow) -> Result<UploadSession, MetaError> {
         repository: row.try_get("repository")?,
         size: size(row.try_get("size")?),
         hash_state: row.try_get("hash_state")?,
+        storage_state: row.try_get("storage_state")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -422,13 +431,15 @@ impl MetaStore for SqlMetaStore {
 
     async fn create_upload(&self, s: &UploadSession) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO uploads \
+             (id, repository, size, hash_state, storage_state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&s.id)
         .bind(&s.repository)
         .bind(s.size as i64)
         .bind(s.hash_state.clone())
+        .bind(s.storage_state.clone())
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(&self.write)
@@ -450,15 +461,17 @@ impl MetaStore for SqlMetaStore {
         from_size: u64,
         to_size: u64,
         hash_state: &[u8],
+        storage_state: &[u8],
     ) -> Result<bool, MetaError> {
         let done = sqlx::query(
-            "UPDATE uploads SET size = $3, hash_state = $4, updated_at = $5 \
+            "UPDATE uploads SET size = $3, hash_state = $4, storage_state = $5, updated_at = $6 \
              WHERE id = $1 AND size = $2",
         )
         .bind(id)
         .bind(from_size as i64)
         .bind(to_size as i64)
         .bind(hash_state.to_vec())
+        .bind(storage_state.to_vec())
         .bind(now_millis())
         .execute(&self.write)
         .await?;

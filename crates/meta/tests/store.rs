@@ -277,15 +277,19 @@ async fn uploads_advance_by_compare_and_set(f: &Fixture) {
         repository: "r".into(),
         size: 0,
         hash_state: vec![0, 1],
+        storage_state: Vec::new(),
         created_at: 1,
         updated_at: 1,
     };
     s.create_upload(&session).await.unwrap();
     assert_eq!(s.upload("u1").await.unwrap().unwrap(), session);
-    assert!(s.advance_upload("u1", 0, 10, &[7]).await.unwrap());
-    assert!(!s.advance_upload("u1", 0, 20, &[8]).await.unwrap());
+    assert!(s.advance_upload("u1", 0, 10, &[7], b"parts").await.unwrap());
+    assert!(!s.advance_upload("u1", 0, 20, &[8], b"other").await.unwrap());
     let got = s.upload("u1").await.unwrap().unwrap();
-    assert_eq!((got.size, got.hash_state), (10, vec![7]));
+    assert_eq!(
+        (got.size, got.hash_state, got.storage_state),
+        (10, vec![7], b"parts".to_vec())
+    );
     assert_eq!(s.stale_uploads(i64::MAX, 10).await.unwrap(), ["u1"]);
     assert!(s.stale_uploads(0, 10).await.unwrap().is_empty());
     assert!(s.delete_upload("u1").await.unwrap());

@@ -1,4 +1,5 @@
-//! Hashes and counts request bytes as they stream to storage: one pass over the data.
+//! Hashes and counts request bytes as they stream to storage, one pass over the data, and
+//! fails the stream on a rule it breaks, so that storage records nothing of such a body.
 
 use std::io;
 use std::pin::Pin;
@@ -16,6 +17,8 @@ pub(crate) struct Tally {
     pub hasher: DigestHasher,
     pub bytes: u64,
     pub over_limit: bool,
+    /// The body did not hold the length its request declared.
+    pub wrong_length: bool,
     pub body_error: Option<io::Error>,
 }
 
@@ -23,35 +26,44 @@ pub(crate) struct Metered {
     inner: ByteStream,
     tally: Arc<Mutex<Tally>>,
     limit: u64,
+    declared: Option<u64>,
 }
 
 impl Metered {
-    /// Wraps `inner`; the stream fails once more than `limit` bytes went through.
+    /// Wraps `inner`; the stream fails once more than `limit` bytes went through, or when
+    /// the body turns out longer or shorter than `declared`.
     pub fn wrap(
         inner: ByteStream,
         hasher: DigestHasher,
         limit: u64,
+        declared: Option<u64>,
     ) -> (ByteStream, Arc<Mutex<Tally>>) {
         let tally = Arc::new(Mutex::new(Tally {
             hasher,
             bytes: 0,
             over_limit: false,
+            wrong_length: false,
             body_error: None,
         }));
         let stream = Metered {
             inner,
             tally: tally.clone(),
             limit,
+            declared,
         };
         (Box::pin(stream), tally)
     }
+}
+
+fn wrong_length() -> io::Error {
+    io::Error::other("request body length differs from the declared length")
 }
 
 impl Stream for Metered {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let limit = self.limit;
+        let (limit, declared) = (self.limit, self.declared);
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 let mut t = self.tally.lock().expect("tally lock");
@@ -60,8 +72,20 @@ impl Stream for Metered {
                     t.over_limit = true;
                     return Poll::Ready(Some(Err(io::Error::other("blob size limit exceeded"))));
                 }
+                if declared.is_some_and(|d| t.bytes > d) {
+                    t.wrong_length = true;
+                    return Poll::Ready(Some(Err(wrong_length())));
+                }
                 t.hasher.update(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                let mut t = self.tally.lock().expect("tally lock");
+                if declared.is_some_and(|d| t.bytes != d) && !t.wrong_length {
+                    t.wrong_length = true;
+                    return Poll::Ready(Some(Err(wrong_length())));
+                }
+                Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
                 let kind = e.kind();
@@ -99,6 +123,7 @@ pub(crate) fn into_tally(tally: Arc<Mutex<Tally>>) -> Tally {
                 hasher: t.hasher.clone(),
                 bytes: t.bytes,
                 over_limit: t.over_limit,
+                wrong_length: t.wrong_length,
                 body_error: t.body_error.take(),
             }
         }

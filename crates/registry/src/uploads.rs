@@ -1,8 +1,10 @@
 //! Blob uploads (monolithic, POST+PUT, chunked), mounts, and blob reads and deletes.
 //!
-//! Every byte is hashed once, as it streams to storage; the hash state is saved with the
-//! session after each chunk, so any node can take the next one. A blob becomes visible only
-//! after its digest matched, its bytes were committed, and the metadata named it.
+//! Every byte is hashed once, as it streams to storage; the hash state and the blob store's
+//! own state of the upload (for S3: the multipart upload and its parts) are saved with the
+//! session after each chunk in one compare-and-set, so any node can take the next one. A
+//! blob becomes visible only after its digest matched, its bytes were committed, and the
+//! metadata named it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -10,7 +12,7 @@ use std::ops::Range;
 
 use bulwark_meta::{UploadSession, now_millis};
 use bulwark_oci::{Algorithm, Digest, DigestHasher, RepoName};
-use bulwark_storage::StorageError;
+use bulwark_storage::{Appended, StorageError};
 use futures::StreamExt;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -30,12 +32,18 @@ pub enum MountOutcome {
     Upload(UploadState),
 }
 
-/// A blob's bytes, or part of them.
-pub struct BlobRead {
-    pub size: u64,
-    /// The byte range served, if the request asked for one.
-    pub range: Option<Range<u64>>,
-    pub stream: ByteStream,
+/// How a blob download is answered.
+pub enum BlobRead {
+    /// The blob's bytes, or part of them.
+    Bytes {
+        size: u64,
+        /// The byte range served, if the request asked for one.
+        range: Option<Range<u64>>,
+        stream: ByteStream,
+    },
+    /// The client fetches the blob from this URL instead (a presigned object-store URL,
+    /// which honours the same `Range` header).
+    Redirect(String),
 }
 
 /// A `Range: bytes=…` request, resolved against the blob's size.
@@ -101,7 +109,7 @@ fn saved_hasher(session: &UploadSession) -> Result<DigestHasher, RegistryError> 
 impl Registry {
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState, RegistryError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.blobs.begin_upload(&id).await?;
+        let storage_state = self.blobs.begin_upload(&id).await?;
         let now = now_millis();
         self.meta
             .create_upload(&UploadSession {
@@ -109,6 +117,7 @@ impl Registry {
                 repository: repo.to_string(),
                 size: 0,
                 hash_state: DigestHasher::new(Algorithm::Sha256).save(),
+                storage_state,
                 created_at: now,
                 updated_at: now,
             })
@@ -149,76 +158,108 @@ impl Registry {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repo, id).await?;
         check_offset(&session, start)?;
-        let (size, _) = self.append_locked(&session, declared_len, body).await?;
+        let (appended, _) = self.append_locked(&session, declared_len, body).await?;
         Ok(UploadState {
             id: session.id,
-            size,
+            size: appended.size,
         })
     }
 
-    /// Streams `body` onto the upload and records the new size and hash state.
+    /// Streams `body` onto the upload and records the new size, hash state and storage
+    /// state, then lets the store drop what the recorded state no longer names.
     async fn append_locked(
         &self,
         session: &UploadSession,
         declared_len: Option<u64>,
         body: ByteStream,
-    ) -> Result<(u64, DigestHasher), RegistryError> {
-        let (size, hasher) = self
+    ) -> Result<(Appended, DigestHasher), RegistryError> {
+        let (appended, hasher) = self
             .stream_to_upload(
                 &session.id,
+                &session.storage_state,
                 session.size,
                 saved_hasher(session)?,
                 declared_len,
                 body,
             )
             .await?;
-        if size > session.size
-            && !self
-                .meta
-                .advance_upload(&session.id, session.size, size, &hasher.save())
-                .await?
+        if appended.size == session.size {
+            return Ok((appended, hasher));
+        }
+        let recorded = self
+            .meta
+            .advance_upload(
+                &session.id,
+                session.size,
+                appended.size,
+                &hasher.save(),
+                &appended.state,
+            )
+            .await?;
+        // (On a database error the update may or may not have happened: both states stay.)
+        let (dropped, kept) = if recorded {
+            (&session.storage_state, &appended.state)
+        } else {
+            (&appended.state, &session.storage_state)
+        };
+        if let Err(e) = self
+            .blobs
+            .release_upload_state(&session.id, dropped, kept)
+            .await
         {
+            // Only temporary objects stay behind; commit and abort remove them all.
+            tracing::warn!(upload = %session.id, error = %e, "releasing upload state failed");
+        }
+        if !recorded {
             // Another node took a chunk for this session meanwhile.
             return Err(RegistryError::ChunkOutOfOrder {
                 start: session.size,
-                size,
+                size: appended.size,
             });
         }
-        Ok((size, hasher))
+        Ok((appended, hasher))
     }
 
-    /// Writes `body` to upload `id` at `offset` through `hasher`, enforcing the blob size
-    /// limit and the declared length. Returns the upload's new size and the hasher.
+    /// Writes `body` to upload `id` (in `state`) at `offset` through `hasher`, enforcing the
+    /// blob size limit and the declared length. Returns the upload's new size and state, and
+    /// the hasher.
     async fn stream_to_upload(
         &self,
         id: &str,
+        state: &[u8],
         offset: u64,
         hasher: DigestHasher,
         declared_len: Option<u64>,
         body: ByteStream,
-    ) -> Result<(u64, DigestHasher), RegistryError> {
+    ) -> Result<(Appended, DigestHasher), RegistryError> {
         let limit = self.limits.max_blob_bytes.saturating_sub(offset);
-        let (stream, tally) = Metered::wrap(body, hasher, limit);
-        let written = self.blobs.append_upload(id, offset, stream).await;
+        let (stream, tally) = Metered::wrap(body, hasher, limit, declared_len);
+        let written = self.blobs.append_upload(id, state, offset, stream).await;
         let mut tally = into_tally(tally);
         if tally.over_limit {
             return Err(RegistryError::BlobTooLarge {
                 limit: self.limits.max_blob_bytes,
             });
         }
-        if let Some(e) = tally.body_failure(declared_len) {
-            return Err(e);
-        }
-        let size = written?;
-        if let Some(declared) = declared_len
-            && declared != tally.bytes
-        {
+        if let (true, Some(declared)) = (tally.wrong_length, declared_len) {
             return Err(RegistryError::LengthMismatch {
                 declared,
                 received: tally.bytes,
             });
         }
-        Ok((size, tally.hasher))
+        if let Some(e) = tally.body_failure(declared_len) {
+            return Err(e);
+        }
+        match written {
+            Ok(appended) => Ok((appended, tally.hasher)),
+            // The store's own ceiling (S3: parts per upload) is a blob size limit too.
+            Err(StorageError::UploadTooLarge { parts, part_size }) => {
+                Err(RegistryError::BlobTooLarge {
+                    limit: parts as u64 * part_size as u64,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Completes an upload with an optional last chunk (starting at `start`, from its
@@ -234,23 +275,30 @@ impl Registry {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repo, id).await?;
         check_offset(&session, start)?;
-        let (size, hasher) = match last_chunk {
+        let (Appended { size, state }, hasher) = match last_chunk {
             Some((body, declared_len)) => self.append_locked(&session, declared_len, body).await?,
-            None => (session.size, saved_hasher(&session)?),
+            None => (
+                Appended {
+                    size: session.size,
+                    state: session.storage_state.clone(),
+                },
+                saved_hasher(&session)?,
+            ),
         };
-        let actual = if hasher.algorithm() == digest.algorithm() {
-            hasher.finish()
+        let (actual, state) = if hasher.algorithm() == digest.algorithm() {
+            (hasher.finish(), state)
         } else {
-            self.rehash_upload(id, size, digest.algorithm()).await?
+            self.rehash_upload(id, &state, size, digest.algorithm())
+                .await?
         };
         if actual != *digest {
-            self.discard_upload(id).await?;
+            self.discard_upload(id, Some(&state)).await?;
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
             });
         }
-        self.blobs.commit_upload(id, size, digest).await?;
+        self.blobs.commit_upload(id, &state, size, digest).await?;
         self.meta
             .complete_upload(id, repo.as_str(), digest, size)
             .await?;
@@ -259,34 +307,37 @@ impl Registry {
 
     /// Hashes a stored upload again with another algorithm: only for a final digest whose
     /// algorithm differs from the session's (sha512 announced at the end of a chunked upload).
+    /// Returns the digest and the upload's storage state after the read.
     async fn rehash_upload(
         &self,
         id: &str,
+        state: &[u8],
         size: u64,
         algorithm: Algorithm,
-    ) -> Result<Digest, RegistryError> {
+    ) -> Result<(Digest, Vec<u8>), RegistryError> {
         let mut hasher = DigestHasher::new(algorithm);
-        let mut stream = self.blobs.read_upload(id, size).await?;
-        while let Some(chunk) = stream.next().await {
+        let mut read = self.blobs.read_upload(id, state, size).await?;
+        while let Some(chunk) = read.stream.next().await {
             hasher.update(&chunk.map_err(StorageError::Io)?);
         }
-        Ok(hasher.finish())
+        Ok((hasher.finish(), read.state))
     }
 
-    async fn discard_upload(&self, id: &str) -> Result<(), RegistryError> {
-        self.blobs.abort_upload(id).await?;
+    async fn discard_upload(&self, id: &str, state: Option<&[u8]>) -> Result<(), RegistryError> {
+        self.blobs.abort_upload(id, state).await?;
         self.meta.delete_upload(id).await?;
         Ok(())
     }
 
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
         let _guard = self.upload_locks.lock(id).await;
-        self.session(repo, id).await?;
-        self.discard_upload(id).await
+        let session = self.session(repo, id).await?;
+        self.discard_upload(id, Some(&session.storage_state)).await
     }
 
     /// A monolithic upload (`POST ?digest=` with the body): no session is recorded, since it
-    /// completes within the request; a crash leaves only a file the purge removes.
+    /// completes within the request; a crash leaves only temporary bytes the purge removes
+    /// (and, on S3, parts of a multipart upload, which a bucket lifecycle rule expires).
     pub async fn put_blob(
         &self,
         repo: &RepoName,
@@ -295,19 +346,21 @@ impl Registry {
         body: ByteStream,
     ) -> Result<(), RegistryError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.blobs.begin_upload(&id).await?;
+        let mut state = self.blobs.begin_upload(&id).await?;
         let result = self
-            .put_blob_as(&id, repo, digest, declared_len, body)
+            .put_blob_as(&id, &mut state, repo, digest, declared_len, body)
             .await;
         if result.is_err() {
-            self.blobs.abort_upload(&id).await?;
+            self.blobs.abort_upload(&id, Some(&state)).await?;
         }
         result
     }
 
+    /// `put_blob` on upload `id`, whose storage state `state` follows.
     async fn put_blob_as(
         &self,
         id: &str,
+        state: &mut Vec<u8>,
         repo: &RepoName,
         digest: &Digest,
         declared_len: Option<u64>,
@@ -315,15 +368,17 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         // The body is hashed even when the blob is already stored: visibility in this
         // repository is earned by proving possession of the content.
-        let (size, hasher) = self
+        let (appended, hasher) = self
             .stream_to_upload(
                 id,
+                state,
                 0,
                 DigestHasher::new(digest.algorithm()),
                 declared_len,
                 body,
             )
             .await?;
+        *state = appended.state;
         let actual = hasher.finish();
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
@@ -331,8 +386,12 @@ impl Registry {
                 actual,
             });
         }
-        self.blobs.commit_upload(id, size, digest).await?;
-        self.meta.link_blob(repo.as_str(), digest, size).await?;
+        self.blobs
+            .commit_upload(id, state, appended.size, digest)
+            .await?;
+        self.meta
+            .link_blob(repo.as_str(), digest, appended.size)
+            .await?;
         Ok(())
     }
 
@@ -388,6 +447,9 @@ impl Registry {
         range: Option<ByteRange>,
     ) -> Result<BlobRead, RegistryError> {
         let size = self.blob_size(repo, digest).await?;
+        if let Some(url) = self.blobs.download_url(digest).await? {
+            return Ok(BlobRead::Redirect(url));
+        }
         let served = match range {
             Some(r) => Some(
                 r.resolve(size)
@@ -407,7 +469,7 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(BlobRead {
+        Ok(BlobRead::Bytes {
             size,
             range: served,
             stream,
@@ -430,13 +492,17 @@ impl Registry {
         let mut purged = 0;
         for id in self.meta.stale_uploads(before, 1000).await? {
             let _guard = self.upload_locks.lock(&id).await;
-            self.discard_upload(&id).await?;
-            purged += 1;
+            // Read under the lock: the session may have completed meanwhile.
+            if let Some(session) = self.meta.upload(&id).await? {
+                self.discard_upload(&id, Some(&session.storage_state))
+                    .await?;
+                purged += 1;
+            }
         }
         for id in self.blobs.idle_uploads(ttl).await? {
             if self.meta.upload(&id).await?.is_none() {
                 let _guard = self.upload_locks.lock(&id).await;
-                self.blobs.abort_upload(&id).await?;
+                self.blobs.abort_upload(&id, None).await?;
                 purged += 1;
             }
         }
