@@ -35,12 +35,22 @@ if ! "$venv/bin/python" -c 'import oras, aiohttp' >/dev/null 2>&1; then
 fi
 export BULWARK_TEST_PYTHON="$venv/bin/python"
 
-# One PostgreSQL for the whole run; the tests create a database each.
+# Garage, the S3-compatible store the S3 tests run against: built once (15-45 minutes on two
+# cores) and reused from ~/.cargo/bin afterwards.
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  echo "installing Garage with cargo install (once; 15-45 minutes)"
+  env -u CARGO_TARGET_DIR cargo install garage --locked --target-dir "$HOME/.cache/garage-build"
+fi
+
+# One PostgreSQL and one Garage for the whole run; the tests create a database each and use
+# a key prefix each.
 pg_dir=$(mktemp -d /tmp/bulwark-pg.XXXXXX)
 chmod 755 "$pg_dir"
-trap 'scripts/postgres.sh stop "$pg_dir/pg"; rm -rf "$pg_dir"' EXIT
+trap 'scripts/postgres.sh stop "$pg_dir/pg"; scripts/garage.sh stop "$pg_dir/garage"; rm -rf "$pg_dir"' EXIT
 BULWARK_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir/pg")
 export BULWARK_TEST_POSTGRES_URL
+garage_env=$(scripts/garage.sh start "$pg_dir/garage")
+while IFS='=' read -r key value; do export "$key=$value"; done <<<"$garage_env"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

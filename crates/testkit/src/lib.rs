@@ -128,23 +128,28 @@ impl Drop for TestServer {
     }
 }
 
-/// A fresh, empty database on the test PostgreSQL server (started by `scripts/test.sh`,
-/// which exports `BULWARK_TEST_POSTGRES_URL`); returns its URL.
-pub fn postgres_database() -> String {
+/// A name no other test of this run uses: `<prefix>_<pid>_<nanos>_<counter>`.
+fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let admin = std::env::var("BULWARK_TEST_POSTGRES_URL").expect(
-        "BULWARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
-         which starts PostgreSQL",
-    );
-    let name = format!(
-        "t_{}_{}_{}",
+    format!(
+        "{prefix}_{}_{}_{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
         NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh, empty database on the test PostgreSQL server (started by `scripts/test.sh`,
+/// which exports `BULWARK_TEST_POSTGRES_URL`); returns its URL.
+pub fn postgres_database() -> String {
+    let admin = std::env::var("BULWARK_TEST_POSTGRES_URL").expect(
+        "BULWARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
+         which starts PostgreSQL",
     );
+    let name = unique_name("t");
     let out = Command::new("psql")
         .arg(&admin)
         .args(["-v", "ON_ERROR_STOP=1", "-qc"])
@@ -158,4 +163,69 @@ pub fn postgres_database() -> String {
     );
     let (server, _) = admin.rsplit_once('/').expect("URL with a database path");
     format!("{server}/{name}")
+}
+
+/// A place in the test S3 store: the bucket `scripts/test.sh` created in the Garage it
+/// started (exported as `BULWARK_TEST_S3_*`), under a key prefix of this call's own.
+#[derive(Clone, Debug)]
+pub struct S3Place {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Unique to this call: tests sharing the bucket never see each other's keys.
+    pub prefix: String,
+}
+
+/// A fresh, empty key prefix in the test bucket.
+pub fn s3_place() -> S3Place {
+    let var = |name: &str| {
+        std::env::var(format!("BULWARK_TEST_S3_{name}")).unwrap_or_else(|_| {
+            panic!(
+                "BULWARK_TEST_S3_{name} is not set: run the suite with scripts/test.sh, \
+                 which starts Garage (an S3-compatible store)"
+            )
+        })
+    };
+    S3Place {
+        endpoint: var("ENDPOINT"),
+        bucket: var("BUCKET"),
+        region: var("REGION"),
+        access_key_id: var("ACCESS_KEY_ID"),
+        secret_access_key: var("SECRET_ACCESS_KEY"),
+        prefix: unique_name("t"),
+    }
+}
+
+impl S3Place {
+    /// The `BULWARK_STORAGE__S3__*` variables that put `bulwark serve`'s blobs here.
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        [
+            ("ENDPOINT", &self.endpoint),
+            ("BUCKET", &self.bucket),
+            ("REGION", &self.region),
+            ("ACCESS_KEY_ID", &self.access_key_id),
+            ("SECRET_ACCESS_KEY", &self.secret_access_key),
+            ("PREFIX", &self.prefix),
+            ("PATH_STYLE", &"true".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("BULWARK_STORAGE__S3__{k}"), v.clone()))
+        .collect()
+    }
+}
+
+/// Deterministic incompressible bytes (xorshift), different for each seed.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }

@@ -300,6 +300,22 @@ impl S3BlobStore {
             st.sealed = st.tail.take();
             return Ok(st);
         };
+        let data = self.upload_object(id, DATA)?;
+        let sealed = UploadState {
+            sealed: Some(Temp {
+                name: DATA.into(),
+                size: st.size(),
+            }),
+            ..UploadState::default()
+        };
+        // A commit that died after completing the multipart upload left the whole upload
+        // in `data` (only a completion of this recorded state can have put it there with
+        // this size): its retry carries on from there.
+        match self.s3.head(&data).await {
+            Ok(meta) if meta.size == st.size() => return Ok(sealed),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         if let Some(tail) = st.tail.take() {
             let mut buf = PartBuffer::default();
             self.load_tail(id, &tail, &mut buf).await?;
@@ -312,16 +328,8 @@ impl S3BlobStore {
                 content_id: p.etag.clone(),
             })
             .collect();
-        self.s3
-            .complete_multipart(&self.upload_object(id, DATA)?, &multipart, parts)
-            .await?;
-        Ok(UploadState {
-            sealed: Some(Temp {
-                name: DATA.into(),
-                size: st.size(),
-            }),
-            ..UploadState::default()
-        })
+        self.s3.complete_multipart(&data, &multipart, parts).await?;
+        Ok(sealed)
     }
 
     /// Copies a sealed upload to its blob key.
