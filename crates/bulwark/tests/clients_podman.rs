@@ -7,53 +7,6 @@ mod clients;
 use bulwark_testkit::TestServer;
 use clients::*;
 
-/// A podman or buildah with private storage under a temporary directory, removed on drop.
-struct Tool {
-    name: &'static str,
-    dir: tempfile::TempDir,
-}
-
-impl Tool {
-    fn new(name: &'static str) -> Tool {
-        require_tool(name);
-        Tool {
-            name,
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(self.name);
-        cmd.arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--runroot")
-            .arg(self.dir.path().join("runroot"))
-            .args(["--storage-driver", "vfs"])
-            .args(args);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> String {
-        run(&mut self.cmd(args)).await.trim().to_owned()
-    }
-
-    /// `image inspect` of one image, parsed.
-    async fn inspect(&self, image: &str) -> serde_json::Value {
-        let sub: &[&str] = if self.name == "podman" {
-            &["image", "inspect"]
-        } else {
-            &["inspect", "--type", "image"]
-        };
-        let args: Vec<&str> = sub.iter().copied().chain([image]).collect();
-        let v: serde_json::Value =
-            serde_json::from_str(&self.run(&args).await).expect("inspect JSON");
-        match v {
-            serde_json::Value::Array(mut a) => a.remove(0),
-            v => v,
-        }
-    }
-}
-
 /// Config digest of a served manifest: the image id that podman reports.
 fn config_digest(body: &[u8]) -> String {
     Image::parse(body.to_vec()).config.digest

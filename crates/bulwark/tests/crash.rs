@@ -9,101 +9,12 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulwark_testkit::TestServer;
+use bulwark_testkit::{TestServer, pseudo_random};
 use clients::*;
 use futures::StreamExt;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 const MIB: usize = 1024 * 1024;
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// Deterministic incompressible bytes (xorshift), different for each seed.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A request body the test feeds piece by piece; the request stays in flight until the
-/// sender is dropped or the body is complete.
-fn channel_body() -> (mpsc::Sender<io::Result<Vec<u8>>>, reqwest::Body) {
-    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>(1);
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (tx, reqwest::Body::wrap_stream(stream))
-}
-
-/// Monolithic blob upload (`POST ?digest=`); returns the digest.
-async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, data: &[u8]) -> String {
-    let digest = sha256_hex(data);
-    let resp = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}"))
-        .header("content-type", "application/octet-stream")
-        .body(data.to_vec())
-        .send()
-        .await
-        .expect("POST blob");
-    assert_eq!(resp.status(), 201, "monolithic upload to {repo}");
-    digest
-}
-
-fn image_manifest(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
-    let desc = |media_type: &str, data: &[u8]| json!({"mediaType": media_type, "digest": sha256_hex(data), "size": data.len()});
-    serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": desc("application/vnd.oci.image.config.v1+json", config),
-        "layers": layers
-            .iter()
-            .map(|l| desc("application/vnd.oci.image.layer.v1.tar", l))
-            .collect::<Vec<_>>(),
-    }))
-    .unwrap()
-}
-
-async fn put_manifest(
-    http: &reqwest::Client,
-    base: &str,
-    repo: &str,
-    reference: &str,
-    body: &[u8],
-) -> reqwest::Result<reqwest::Response> {
-    http.put(format!("{base}/v2/{repo}/manifests/{reference}"))
-        .header("content-type", OCI_MANIFEST)
-        .body(body.to_vec())
-        .send()
-        .await
-}
-
-/// Pushes a small image (config and layers uploaded monolithically); returns its digest.
-async fn push_image(
-    http: &reqwest::Client,
-    base: &str,
-    repo: &str,
-    tag: &str,
-    config: &[u8],
-    layers: &[&[u8]],
-) -> String {
-    push_blob(http, base, repo, config).await;
-    for l in layers {
-        push_blob(http, base, repo, l).await;
-    }
-    let manifest = image_manifest(config, layers);
-    let resp = put_manifest(http, base, repo, tag, &manifest)
-        .await
-        .expect("PUT manifest");
-    assert_eq!(resp.status(), 201, "manifest push to {repo}:{tag}");
-    sha256_hex(&manifest)
-}
 
 /// How many bytes of upload `id` the server has written to disk: the largest file under the
 /// data directory whose path names the upload (today `uploads/<id>`, see
@@ -129,15 +40,6 @@ fn upload_bytes_on_disk(server: &TestServer, id: &str) -> u64 {
     let mut max = 0;
     walk(server.data_dir(), id, &mut max);
     max
-}
-
-/// Feeds one piece to a streaming request body; fails rather than hangs if the client
-/// stopped reading it.
-async fn feed(tx: &mpsc::Sender<io::Result<Vec<u8>>>, piece: &[u8]) {
-    tokio::time::timeout(Duration::from_secs(60), tx.send(Ok(piece.to_vec())))
-        .await
-        .expect("the request body is still being read")
-        .expect("the request is still sending");
 }
 
 /// Starts a request whose body is `data`, sends it piece by piece until the server has
@@ -177,17 +79,6 @@ async fn stream_until_written(
     (task, tx)
 }
 
-/// `Range: 0-N` of an upload status response, as a byte count.
-fn upload_range(resp: &reqwest::Response) -> u64 {
-    let range = resp.headers()["range"].to_str().unwrap();
-    let end: u64 = range
-        .strip_prefix("0-")
-        .expect("Range: 0-N")
-        .parse()
-        .unwrap();
-    end + 1
-}
-
 /// SIGKILL while a chunk of a chunked upload is streaming, and again while the final PUT's
 /// chunk is streaming. After each restart the blob is not visible, the upload reports only
 /// the chunks it acknowledged, a chunk at the wrong offset is refused with the right range,
@@ -212,24 +103,11 @@ async fn sigkill_during_chunked_upload_then_resume() {
     let data = pseudo_random(12 * MIB, 2);
     let digest = sha256_hex(&data);
     let repo = "crash/big";
-    let resp = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let location = start_upload(&http, &base, repo).await;
     let id = location.rsplit('/').next().unwrap().to_owned();
     let upload_url = format!("{base}{location}");
     for (start, end) in [(0, MIB), (MIB, 2 * MIB)] {
-        let resp = http
-            .patch(&upload_url)
-            .header("content-range", format!("{start}-{}", end - 1))
-            .header("content-length", end - start)
-            .body(data[start..end].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let resp = patch_chunk(&http, &upload_url, &data, start..end).await;
         assert_eq!(resp.status(), 202);
         assert_eq!(upload_range(&resp), end as u64);
     }
@@ -257,34 +135,18 @@ async fn sigkill_during_chunked_upload_then_resume() {
     );
     // Sessions live in the metadata database with their hash state, so an upload resumes
     // across a restart from the last acknowledged chunk.
-    let status = http.get(&upload_url).send().await.unwrap();
-    assert_eq!(status.status(), 204, "upload status after restart");
     assert_eq!(
-        upload_range(&status),
+        uploaded(&http, &upload_url).await,
         2 * MIB as u64,
         "the committed range survives, nothing more"
     );
 
     // A chunk that skips ahead is refused, and the answer says where to resume.
-    let resp = http
-        .patch(&upload_url)
-        .header("content-range", format!("{}-{}", 3 * MIB, 4 * MIB - 1))
-        .header("content-length", MIB)
-        .body(data[3 * MIB..4 * MIB].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp = patch_chunk(&http, &upload_url, &data, 3 * MIB..4 * MIB).await;
     assert_eq!(resp.status(), 416);
     assert_eq!(upload_range(&resp), 2 * MIB as u64);
 
-    let resp = http
-        .patch(&upload_url)
-        .header("content-range", format!("{}-{}", 2 * MIB, 8 * MIB - 1))
-        .header("content-length", 6 * MIB)
-        .body(data[2 * MIB..8 * MIB].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp = patch_chunk(&http, &upload_url, &data, 2 * MIB..8 * MIB).await;
     assert_eq!(resp.status(), 202);
     assert_eq!(upload_range(&resp), 8 * MIB as u64);
 
@@ -305,18 +167,9 @@ async fn sigkill_during_chunked_upload_then_resume() {
         404,
         "a partial blob is visible"
     );
-    let status = http.get(&upload_url).send().await.unwrap();
-    assert_eq!(status.status(), 204);
-    assert_eq!(upload_range(&status), 8 * MIB as u64);
+    assert_eq!(uploaded(&http, &upload_url).await, 8 * MIB as u64);
 
-    let resp = http
-        .put(format!("{upload_url}?digest={digest}"))
-        .header("content-length", data.len() - 8 * MIB)
-        .body(data[8 * MIB..].to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+    finish_upload(&http, &upload_url, &data, 8 * MIB).await;
     assert_eq!(
         http.get(&upload_url).send().await.unwrap().status(),
         404,

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use bulwark_oci::{Algorithm, Digest, DigestHasher, media_types};
 use futures::StreamExt;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 /// How long one client command (a copy of the largest fixture on a busy 2-core machine)
 /// may take before the test fails.
@@ -104,6 +105,53 @@ pub async fn run(cmd: &mut tokio::process::Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A podman or buildah with private storage under a temporary directory, removed on drop.
+pub struct Tool {
+    name: &'static str,
+    dir: tempfile::TempDir,
+}
+
+impl Tool {
+    pub fn new(name: &'static str) -> Tool {
+        require_tool(name);
+        Tool {
+            name,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(self.name);
+        cmd.arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("runroot"))
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        cmd
+    }
+
+    pub async fn run(&self, args: &[&str]) -> String {
+        run(&mut self.cmd(args)).await.trim().to_owned()
+    }
+
+    /// `image inspect` of one image, parsed.
+    pub async fn inspect(&self, image: &str) -> serde_json::Value {
+        let sub: &[&str] = if self.name == "podman" {
+            &["image", "inspect"]
+        } else {
+            &["inspect", "--type", "image"]
+        };
+        let args: Vec<&str> = sub.iter().copied().chain([image]).collect();
+        let v: serde_json::Value =
+            serde_json::from_str(&self.run(&args).await).expect("inspect JSON");
+        match v {
+            serde_json::Value::Array(mut a) => a.remove(0),
+            v => v,
+        }
+    }
 }
 
 /// `skopeo` with TLS verification off for both ends (the registry speaks plain HTTP).
@@ -503,4 +551,151 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A request body the test feeds piece by piece; the request stays in flight until the
+/// sender is dropped or the body is complete.
+pub fn channel_body() -> (mpsc::Sender<io::Result<Vec<u8>>>, reqwest::Body) {
+    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>(1);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (tx, reqwest::Body::wrap_stream(stream))
+}
+
+/// Feeds one piece to a streaming request body; fails rather than hangs if the client
+/// stopped reading it.
+pub async fn feed(tx: &mpsc::Sender<io::Result<Vec<u8>>>, piece: &[u8]) {
+    tokio::time::timeout(Duration::from_secs(60), tx.send(Ok(piece.to_vec())))
+        .await
+        .expect("the request body is still being read")
+        .expect("the request is still sending");
+}
+
+/// `Range: 0-N` of an upload status response, as a byte count.
+pub fn upload_range(resp: &reqwest::Response) -> u64 {
+    let range = resp.headers()["range"].to_str().unwrap();
+    let end: u64 = range
+        .strip_prefix("0-")
+        .expect("Range: 0-N")
+        .parse()
+        .unwrap();
+    end + 1
+}
+
+/// Monolithic blob upload (`POST ?digest=`); returns the digest.
+pub async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, data: &[u8]) -> String {
+    let digest = sha256_hex(data);
+    let resp = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .await
+        .expect("POST blob");
+    assert_eq!(resp.status(), 201, "monolithic upload to {repo}");
+    digest
+}
+
+/// An OCI image manifest naming `config` and `layers`.
+pub fn image_manifest(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
+    let desc = |media_type: &str, data: &[u8]| serde_json::json!({"mediaType": media_type, "digest": sha256_hex(data), "size": data.len()});
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_MANIFEST,
+        "config": desc("application/vnd.oci.image.config.v1+json", config),
+        "layers": layers
+            .iter()
+            .map(|l| desc("application/vnd.oci.image.layer.v1.tar", l))
+            .collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
+/// `PUT` of an OCI image manifest under `reference`.
+pub async fn put_manifest(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    reference: &str,
+    body: &[u8],
+) -> reqwest::Result<reqwest::Response> {
+    http.put(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .header("content-type", media_types::OCI_MANIFEST)
+        .body(body.to_vec())
+        .send()
+        .await
+}
+
+/// Pushes a small image (config and layers uploaded monolithically); returns its digest.
+pub async fn push_image(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    config: &[u8],
+    layers: &[&[u8]],
+) -> String {
+    push_blob(http, base, repo, config).await;
+    for l in layers {
+        push_blob(http, base, repo, l).await;
+    }
+    let manifest = image_manifest(config, layers);
+    let resp = put_manifest(http, base, repo, tag, &manifest)
+        .await
+        .expect("PUT manifest");
+    assert_eq!(resp.status(), 201, "manifest push to {repo}:{tag}");
+    sha256_hex(&manifest)
+}
+
+/// Opens an upload session (`POST`) in `repo`; returns its `Location`, a path any node
+/// of the registry takes.
+pub async fn start_upload(http: &reqwest::Client, base: &str, repo: &str) -> String {
+    let resp = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST upload");
+    assert_eq!(resp.status(), 202, "upload start in {repo}");
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Sends `data[range]` as one chunk (`PATCH` with `Content-Range`) to the upload at `url`.
+pub async fn patch_chunk(
+    http: &reqwest::Client,
+    url: &str,
+    data: &[u8],
+    range: std::ops::Range<usize>,
+) -> reqwest::Response {
+    http.patch(url)
+        .header(
+            "content-range",
+            format!("{}-{}", range.start, range.end - 1),
+        )
+        .header("content-length", range.len())
+        .body(data[range].to_vec())
+        .send()
+        .await
+        .expect("PATCH chunk")
+}
+
+/// How many bytes the upload at `url` holds, from its status (`GET`, 204 with `Range`).
+pub async fn uploaded(http: &reqwest::Client, url: &str) -> u64 {
+    let status = http.get(url).send().await.expect("GET upload status");
+    assert_eq!(status.status(), 204, "upload status of {url}");
+    upload_range(&status)
+}
+
+/// Closes the upload at `url`, which holds `data[..from]`, with `data[from..]` as the last
+/// chunk (`PUT ?digest=`); the registry must accept it.
+pub async fn finish_upload(http: &reqwest::Client, url: &str, data: &[u8], from: usize) {
+    let resp = http
+        .put(format!("{url}?digest={}", sha256_hex(data)))
+        .header("content-range", format!("{from}-{}", data.len() - 1))
+        .header("content-length", data.len() - from)
+        .body(data[from..].to_vec())
+        .send()
+        .await
+        .expect("PUT upload");
+    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
 }
