@@ -59,8 +59,9 @@ pub struct S3 {
     pub region: String,
     /// Static credentials; empty to take them from the environment (instance metadata).
     pub access_key_id: String,
-    pub secret_access_key: String,
-    /// Address buckets by path (`endpoint/bucket/key`), as most S3-compatible stores want.
+    pub secret_access_key: Secret,
+    /// Address buckets by path (`endpoint/bucket/key`), as most S3-compatible stores want;
+    /// without it, `endpoint` must name the bucket's own host.
     pub path_style: bool,
     /// Keys live under this prefix, so that a bucket can hold more than one registry.
     pub prefix: String,
@@ -74,6 +75,17 @@ pub struct S3 {
     pub ca_bundle: String,
 }
 
+/// A secret from the configuration: `Debug` never shows it, `config print` masks it.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 impl Default for S3 {
     fn default() -> Self {
         let o = bulwark_storage::S3Options::default();
@@ -82,7 +94,7 @@ impl Default for S3 {
             bucket: o.bucket,
             region: o.region,
             access_key_id: o.access_key_id,
-            secret_access_key: o.secret_access_key,
+            secret_access_key: Secret(o.secret_access_key),
             path_style: o.path_style,
             prefix: o.prefix,
             part_size: o.part_size,
@@ -252,7 +264,7 @@ impl Config {
             bucket: s3.bucket.clone(),
             region: s3.region.clone(),
             access_key_id: s3.access_key_id.clone(),
-            secret_access_key: s3.secret_access_key.clone(),
+            secret_access_key: s3.secret_access_key.0.clone(),
             path_style: s3.path_style,
             prefix: s3.prefix.clone(),
             part_size: s3.part_size,
@@ -269,9 +281,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = redact_url_password(&shown.database.url);
         if let Some(s3) = &mut shown.storage.s3
-            && !s3.secret_access_key.is_empty()
+            && !s3.secret_access_key.0.is_empty()
         {
-            s3.secret_access_key = REDACTED.into();
+            s3.secret_access_key = Secret(REDACTED.into());
         }
         Ok(toml::to_string_pretty(&shown)?)
     }
@@ -365,6 +377,7 @@ mod tests {
                 "{printed}"
             );
             assert!(printed.contains("postgres://u:<redacted>@db:5432/bulwark"));
+            assert!(!format!("{c:?}").contains("s3cr3t"));
             assert!(Config::default().s3_options().is_none());
             Ok(())
         });

@@ -62,7 +62,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// The object a multipart upload completes into.
 const DATA: &str = "data";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct S3Options {
     /// `http(s)://host:port` of an S3-compatible service; empty for AWS's own endpoint.
     pub endpoint: String,
@@ -71,7 +71,8 @@ pub struct S3Options {
     /// Static credentials; empty to use the environment's (instance metadata, …).
     pub access_key_id: String,
     pub secret_access_key: String,
-    /// `endpoint/bucket/key` requests rather than `bucket.endpoint/key`.
+    /// `endpoint/bucket/key` requests. Without it, an `endpoint` must name the bucket's
+    /// own host (`https://bucket.s3.example`).
     pub path_style: bool,
     /// Keys live under this prefix (several registries or tests may share a bucket).
     pub prefix: String,
@@ -84,6 +85,24 @@ pub struct S3Options {
     /// Blobs larger than this are copied into place part by part instead of by one
     /// server-side copy.
     pub max_copy_bytes: u64,
+}
+
+/// Everything but the secret key, which must not reach a log.
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("path_style", &self.path_style)
+            .field("prefix", &self.prefix)
+            .field("part_size", &self.part_size)
+            .field("presign_ttl", &self.presign_ttl)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("max_copy_bytes", &self.max_copy_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for S3Options {
@@ -130,9 +149,10 @@ impl S3BlobStore {
             .with_allow_http(plain_http)
             .with_timeout_disabled()
             .with_read_timeout(READ_TIMEOUT);
-        // AWS tools take AWS_CA_BUNDLE (which the binary passes here) as trust anchors for
-        // S3. Over plain HTTP no certificate is checked, so the bundle is deliberately not
-        // even read: a bundle meant for other endpoints never stops a plain-HTTP store.
+        // The bundle (configured, or AWS_CA_BUNDLE as AWS tools read it) adds trust anchors
+        // for an HTTPS endpoint. Over plain HTTP no certificate is checked, so it is
+        // deliberately not even read: a bundle meant for other endpoints (these machines
+        // set AWS_CA_BUNDLE) never stops a plain-HTTP store.
         if let (Some(path), false) = (&o.ca_bundle, plain_http) {
             let pem = std::fs::read(path).map_err(|e| {
                 StorageError::Config(format!("reading CA bundle {}: {e}", path.display()))
