@@ -3,15 +3,7 @@
 # shared harness (../shared/bench/regbench.py). Usage: bench/run.sh [regbench args...]
 # e.g. bench/run.sh --scale 0.1 for a smoke run. Results go to $OUT (default a temp dir).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulwark/target}"
-harness=../shared/bench
-venv="$HOME/.cache/bulwark/benchvenv"
-[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$harness/requirements.txt"; }
-cargo build --release -q -p bulwark
-bin="$CARGO_TARGET_DIR/release/bulwark"
-OUT="${OUT:-$(mktemp -d)}"
-mkdir -p "$OUT"
+. "$(dirname "$0")/common.sh"
 
 peer_pid=$("$harness/peer-registry.sh" 5101 "$OUT/peer")
 BULWARK_LOG__ACCESS=false BULWARK_LOG__LEVEL=warn \

@@ -14,9 +14,12 @@ case $cmd in
     # The server user must reach DIR: its parent directories need to be traversable.
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
-    # Durability is not under test here: fsync off makes the suite faster.
+    # Durability is not under test here: fsync off makes the suite faster. Benchmarks set
+    # PG_DURABLE=1 to measure PostgreSQL's own defaults instead.
+    durability="-c fsync=off -c synchronous_commit=off"
+    [ -n "${PG_DURABLE:-}" ] && durability=""
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off" >/dev/null
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 $durability" >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
