@@ -22,6 +22,7 @@ pub struct Config {
     pub storage: Storage,
     pub limits: Limits,
     pub log: Log,
+    pub jobs: Jobs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 }
@@ -117,6 +118,17 @@ pub struct Limits {
     pub max_page: u32,
 }
 
+/// Background jobs on this node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jobs {
+    /// Jobs run at once.
+    pub workers: usize,
+    /// How long a claimed job stays this node's without a heartbeat: after a node dies,
+    /// another takes its jobs once this runs out.
+    pub lease_secs: u64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
@@ -170,13 +182,17 @@ impl Default for Config {
                 format: LogFormat::Text,
                 access: true,
             },
+            jobs: Jobs {
+                workers: 2,
+                lease_secs: 60,
+            },
             tls: None,
         }
     }
 }
 
 /// Top-level keys, so that unrelated `BULWARK_*` variables are not read as configuration.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "listen",
     "data_dir",
     "shutdown_grace_secs",
@@ -184,6 +200,7 @@ const KEYS: [&str; 8] = [
     "storage",
     "limits",
     "log",
+    "jobs",
     "tls",
 ];
 

@@ -95,7 +95,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let purge_every = (config.registry_limits().upload_ttl / 4)
         .clamp(Duration::from_secs(1), Duration::from_secs(300));
-    let mut jobs = Runner::new(meta.clone(), RunnerConfig::default())
+    let runner_config = RunnerConfig {
+        workers: config.jobs.workers.max(1),
+        lease: Duration::from_secs(config.jobs.lease_secs.max(1)),
+        ..RunnerConfig::default()
+    };
+    let mut jobs = Runner::new(meta.clone(), runner_config)
         .handle(PURGE_UPLOADS, Arc::new(PurgeUploads(registry.clone())))
         .every(PURGE_UPLOADS, purge_every)
         .start(jobs_stopped);

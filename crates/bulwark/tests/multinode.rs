@@ -1,7 +1,8 @@
 //! Several `bulwark` processes over one PostgreSQL database and one S3 bucket (Garage), as
 //! in a scale-out deployment: real clients push through one node and pull through another,
 //! a chunked upload moves between nodes, tags are visible everywhere at once, and a node
-//! killed in the middle of a push loses nothing that the survivor cannot complete.
+//! killed in the middle of a push or of a job loses nothing that the survivor cannot
+//! complete.
 //! `scripts/test.sh` starts PostgreSQL and Garage; every test gets a database and a key
 //! prefix of its own, every node a data directory of its own (it holds only the lock).
 
@@ -15,9 +16,8 @@ use clients::*;
 
 const MIB: usize = 1024 * 1024;
 
-/// `count` nodes sharing one fresh database and one fresh bucket prefix, with `extra`
-/// configuration for the last node only.
-fn cluster(count: usize, extra: &[(&str, &str)]) -> Vec<TestServer> {
+/// The configuration nodes of one cluster share: a fresh database and bucket prefix.
+fn cluster_env() -> Vec<(String, String)> {
     let mut env = s3_place().server_env();
     env.push(("BULWARK_DATABASE__URL".into(), postgres_database()));
     // The smallest part S3 allows, so that test-sized blobs span several parts.
@@ -25,15 +25,22 @@ fn cluster(count: usize, extra: &[(&str, &str)]) -> Vec<TestServer> {
         "BULWARK_STORAGE__S3__PART_SIZE".into(),
         (5 * MIB).to_string(),
     ));
+    env
+}
+
+/// A node of the cluster described by `env`, with `extra` configuration.
+fn start_node(env: &[(String, String)], extra: &[(&str, &str)]) -> TestServer {
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
+    TestServer::start_with(bulwark_bin(), &[], &env)
+}
+
+/// `count` nodes sharing one fresh database and one fresh bucket prefix, with `extra`
+/// configuration for the last node only.
+fn cluster(count: usize, extra: &[(&str, &str)]) -> Vec<TestServer> {
+    let env = cluster_env();
     (0..count)
-        .map(|i| {
-            let mut env: Vec<(&str, &str)> =
-                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            if i + 1 == count {
-                env.extend_from_slice(extra);
-            }
-            TestServer::start_with(bulwark_bin(), &[], &env)
-        })
+        .map(|i| start_node(&env, if i + 1 == count { extra } else { &[] }))
         .collect()
 }
 
@@ -327,4 +334,88 @@ async fn blob_downloads_redirect_to_presigned_urls() {
     let pulled = Layout::open(&layout);
     assert_eq!(pulled.tags()[tag].digest, want.manifest_digest);
     pulled.assert_blobs_intact(&pulled.image(tag));
+}
+
+/// A node killed with SIGKILL while it runs a job: the job's lease runs out and another node
+/// finishes it. The job (the periodic purge of abandoned uploads) is held mid-way by a lock
+/// on the table it reads, taken by the test through psql, so the kill lands inside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_of_a_killed_node_is_finished_by_another() {
+    let env = cluster_env();
+    let url = env
+        .iter()
+        .find(|(k, _)| k == "BULWARK_DATABASE__URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    // The purge runs every second; a lease lasts two.
+    let fast = [
+        ("BULWARK_LIMITS__UPLOAD_TTL_SECS", "4"),
+        ("BULWARK_JOBS__LEASE_SECS", "2"),
+    ];
+    let mut a = start_node(&env, &fast);
+    let mut lock = std::process::Command::new("psql")
+        .arg(&url)
+        .args(["-q", "-v", "ON_ERROR_STOP=1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    let mut sql = lock.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(sql, "BEGIN; LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE;").unwrap();
+    sql.flush().unwrap();
+
+    let http = http();
+    let running = |node: &TestServer| format!("{}/api/v1/jobs?status=running", node.url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let list: serde_json::Value = http
+            .get(running(&a))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(job) = list["jobs"].as_array().and_then(|j| j.first()).cloned() {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no job got stuck on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["kind"], "purge_uploads");
+    assert_eq!(job["attempts"], 1);
+    let owner_a = job["lease_owner"].as_str().unwrap().to_owned();
+    a.kill();
+
+    let b = start_node(&env, &fast);
+    writeln!(sql, "COMMIT;").unwrap();
+    drop(sql);
+    assert!(lock.wait().unwrap().success());
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now: serde_json::Value = http
+            .get(format!("{}/api/v1/jobs/{}", b.url, job["id"]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if now["status"] == "done" {
+            // Taken a second time (by B), and recorded done by B, not by the dead A.
+            assert_eq!(now["attempts"], 2, "{now}");
+            break;
+        }
+        assert_ne!(now["status"], "failed", "{now}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed node's job never finished: {now} (A was {owner_a})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
