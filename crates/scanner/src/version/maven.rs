@@ -2,7 +2,9 @@
 //! and qualifiers at `.`, `-` and digit/letter boundaries, `-` and boundaries opening a
 //! sub-list; qualifiers rank `alpha` < `beta` < `milestone` < `rc` = `cr` < `snapshot` <
 //! release (`""`, `ga`, `final`, `release`) < `sp` < anything else (alphabetically);
-//! trailing zeros and release qualifiers do not count (`1.0` = `1` = `1-ga`).
+//! trailing zeros and release qualifiers do not count (`1.0` = `1` = `1-ga`). One deviation:
+//! a sub-list against a qualifier compares by the list's first item, where Maven ranks the
+//! list higher outright, which makes Maven's order intransitive on odd inputs.
 
 use std::cmp::Ordering;
 
@@ -64,10 +66,22 @@ impl Item {
             (Item::Str(s), None) => qualifier_rank(s).as_str().cmp(RELEASE),
             (Item::Str(_), Some(Item::Int(_))) => Ordering::Less,
             (Item::Str(a), Some(Item::Str(b))) => qualifier_rank(a).cmp(&qualifier_rank(b)),
-            (Item::Str(_), Some(Item::List(_))) => Ordering::Less,
-            (Item::List(l), None) => l.first().map_or(Ordering::Equal, |f| f.cmp_to(None)),
+            (Item::Str(_), Some(l @ Item::List(_))) => l.cmp_to(Some(self)).reverse(),
+            // The whole list against padding, not only its first item (Maven's MNG-6964):
+            // looking at the first alone breaks transitivity.
+            (Item::List(l), None) => l
+                .iter()
+                .map(|i| i.cmp_to(None))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal),
             (Item::List(_), Some(Item::Int(_))) => Ordering::Less,
-            (Item::List(_), Some(Item::Str(_))) => Ordering::Greater,
+            // Maven ranks any list above any qualifier, which is not transitive once lists
+            // compare with padding by content ("sp" < "-alpha" < "-" < "sp"); comparing the
+            // list's first item keeps `1-1` > `1-sp` and makes the order total.
+            (Item::List(l), Some(s @ Item::Str(_))) => match l.first() {
+                Some(first) => first.cmp_to(Some(s)),
+                None => s.cmp_to(None).reverse(),
+            },
             (Item::List(a), Some(Item::List(b))) => {
                 for i in 0..a.len().max(b.len()) {
                     let o = match (a.get(i), b.get(i)) {

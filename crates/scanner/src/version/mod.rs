@@ -87,6 +87,20 @@ mod tests {
         prop::collection::vec(piece, 1..8).prop_map(|p| p.concat())
     }
 
+    /// Triples the property test once found out of order.
+    #[test]
+    fn transitive_regressions() {
+        let mut v = ["p", "-alpha0", "-"];
+        for s in SCHEMES {
+            v.sort_by(|x, y| s.compare(x, y));
+            assert!(s.compare(v[0], v[2]).is_le(), "{s:?} {v:?}");
+            assert!(
+                s.compare(v[0], v[1]).is_le() && s.compare(v[1], v[2]).is_le(),
+                "{s:?} {v:?}"
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
 
