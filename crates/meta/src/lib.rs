@@ -4,11 +4,17 @@
 //! `Any` driver so that one body of SQL and one test suite serve SQLite (the embedded
 //! default) and PostgreSQL (scale-out), each with its own migrations.
 
+mod identity;
 mod jobs;
 mod sql;
 
 use bulwark_oci::{Digest, Reference};
 
+pub use identity::{
+    Account, AccountKind, Grant, Grantee, IdentityStore, NewAccount, PasswordRecord, RepoRole,
+    RepositoryAccessFacts, RepositoryInfo, RobotRecord, SigningKey, Team, TeamRole, TokenKind,
+    TokenRecord, Visibility,
+};
 pub use jobs::{Job, JobStatus, JobStore, NewJob, SingletonGuard};
 pub use sql::{SqlMetaStore, SqlOptions};
 
@@ -20,6 +26,10 @@ pub enum MetaError {
     UnsupportedUrl(String),
     #[error("too many concurrent changes to one {0}; retry")]
     Contention(&'static str),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the manifest references content missing from the repository: {}", list(.0))]
