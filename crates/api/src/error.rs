@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bulwark_auth::AuthError;
 use bulwark_oci::{ErrorCode, OciError};
 use bulwark_registry::RegistryError;
 
@@ -103,5 +104,41 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status, axum::Json(body)).into_response();
         resp.headers_mut().extend(self.headers);
         resp
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials
+            | AuthError::InvalidToken(_)
+            | AuthError::CredentialRefused(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, e.to_string())
+            }
+            AuthError::RateLimited(secs) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyRequests,
+                e.to_string(),
+            )
+            .with_header(header::RETRY_AFTER, secs.into()),
+            AuthError::Denied => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, e.to_string())
+            }
+            AuthError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, e.to_string())
+            }
+            AuthError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, e.to_string())
+            }
+            AuthError::Conflict(_) | AuthError::Meta(_) | AuthError::Crypto(_) => {
+                tracing::error!(error = %e, "authorization failed on a server fault");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "UNKNOWN",
+                    message: "internal server error".into(),
+                    headers: Vec::new(),
+                }
+            }
+        }
     }
 }

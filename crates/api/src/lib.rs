@@ -1,10 +1,14 @@
-//! HTTP for Bulwark: the OCI `/v2` API, health endpoints and Prometheus metrics.
-//! Handlers parse, call the registry layer and map the result; errors map in `error`.
+//! HTTP for Bulwark: the OCI `/v2` API, the Docker token endpoint, the management API,
+//! health endpoints and Prometheus metrics. Handlers parse, authorize (through `auth`), call
+//! a layer and map the result; errors map in `error` (registry API) and `problem`
+//! (management API).
 
+mod auth;
 mod error;
 mod jobs;
 mod metrics;
 mod problem;
+mod token;
 mod v2;
 
 use std::sync::Arc;
@@ -14,6 +18,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
+use axum::http::HeaderMap;
+use bulwark_auth::{Accounts, Authenticator};
 use bulwark_meta::JobStore;
 use bulwark_registry::Registry;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -23,6 +29,12 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     registry: Arc<Registry>,
+    auth: Arc<Authenticator>,
+    accounts: Arc<Accounts>,
+    /// The registry's public base URL, for token challenges; without it, taken from the
+    /// request's `Host`.
+    external_url: Option<String>,
+    tls: bool,
     jobs: Arc<dyn JobStore>,
     prometheus: Option<PrometheusHandle>,
     access_log: bool,
@@ -33,12 +45,17 @@ impl AppState {
     /// `prometheus` renders `/metrics`; without it the route answers 404.
     pub fn new(
         registry: Arc<Registry>,
+        accounts: Arc<Accounts>,
         jobs: Arc<dyn JobStore>,
         prometheus: Option<PrometheusHandle>,
         access_log: bool,
     ) -> Self {
         AppState {
             registry,
+            auth: accounts.authenticator().clone(),
+            accounts,
+            external_url: None,
+            tls: false,
             jobs,
             prometheus,
             access_log,
@@ -47,8 +64,40 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Sets the public base URL (`https://registry.example`) used in token challenges.
+    pub fn with_external_url(mut self, url: Option<String>) -> Self {
+        self.external_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Whether clients reach this server over TLS (the scheme of derived URLs).
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The base URL clients reach the registry at.
+    fn external_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.external_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{host}")
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/v2/auth", get(token::get).post(token::post))
         .route("/v2", any(v2::dispatch))
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*path}", any(v2::dispatch))

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 pub struct Problem {
     status: StatusCode,
     detail: String,
+    /// Seconds, for 429 answers.
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -14,6 +16,7 @@ impl Problem {
         Problem {
             status,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 }
@@ -22,6 +25,31 @@ impl From<bulwark_meta::MetaError> for Problem {
     fn from(e: bulwark_meta::MetaError) -> Self {
         tracing::error!(error = %e, "management API request failed on a server fault");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+    }
+}
+
+impl From<bulwark_auth::AuthError> for Problem {
+    fn from(e: bulwark_auth::AuthError) -> Self {
+        use bulwark_auth::AuthError as E;
+        let status = match &e {
+            E::InvalidCredentials | E::InvalidToken(_) | E::CredentialRefused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            E::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            E::Denied => StatusCode::FORBIDDEN,
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Meta(_) | E::Crypto(_) => {
+                tracing::error!(error = %e, "management API request failed on a server fault");
+                return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+        };
+        let mut problem = Problem::new(status, e.to_string());
+        if let E::RateLimited(secs) = e {
+            problem.retry_after = Some(secs);
+        }
+        problem
     }
 }
 
@@ -38,6 +66,15 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bulwark\""),
+            );
+        }
         resp
     }
 }

@@ -10,9 +10,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulwark_oci::{Digest, ErrorCode, Reference, RepoName};
 use bulwark_registry::{BlobRead, ByteRange, ByteStream, ListPage, MountOutcome, UploadState};
-use futures::TryStreamExt;
+use axum::http::request::Parts;
+use bulwark_auth::Action;
+use futures::{FutureExt, TryStreamExt};
 
 use crate::AppState;
+use crate::auth::{CATALOG_SCOPE, V2Caller, repository_scope};
 use crate::error::ApiError;
 use crate::metrics::RouteName;
 
@@ -75,9 +78,15 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
             "no such route",
         )
         .into_response(),
-        Some(target) => handle(&state, target, req)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
+        Some(target) => {
+            let (parts, body) = req.into_parts();
+            match admit(&state, &target, &parts).await {
+                Ok(caller) => handle(&state, &caller, target, Request::from_parts(parts, body))
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response),
+                Err(e) => e.into_response(),
+            }
+        }
     };
     resp.headers_mut().insert(
         "docker-distribution-api-version",
@@ -85,6 +94,70 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     );
     resp.extensions_mut().insert(RouteName(name));
     resp
+}
+
+/// What a request needs the caller to be allowed.
+enum Requirement<'a> {
+    /// `/v2/`: any valid credentials (answering 401 otherwise is how clients discover the
+    /// token service).
+    Authenticated,
+    Catalog,
+    Repository(&'a str, Action),
+}
+
+fn requirement<'a>(target: &Target<'a>, method: &Method) -> Requirement<'a> {
+    let read = method == Method::GET || method == Method::HEAD;
+    let write = |name| {
+        if method == Method::DELETE {
+            Requirement::Repository(name, Action::Delete)
+        } else if read {
+            Requirement::Repository(name, Action::Pull)
+        } else {
+            Requirement::Repository(name, Action::Push)
+        }
+    };
+    match *target {
+        Target::Base => Requirement::Authenticated,
+        Target::Catalog => Requirement::Catalog,
+        Target::Tags(name) | Target::Referrers(name, _) => {
+            Requirement::Repository(name, Action::Pull)
+        }
+        Target::Manifest(name, _) | Target::Blob(name, _) => write(name),
+        // Every request on an upload session writes, including its status and cancellation.
+        Target::Uploads(name) | Target::Upload(name, _) => {
+            Requirement::Repository(name, Action::Push)
+        }
+    }
+}
+
+/// Authenticates the caller and asks the authorization decision for what the request needs.
+async fn admit(state: &AppState, target: &Target<'_>, parts: &Parts) -> Result<V2Caller> {
+    let caller = V2Caller::from_request(state, parts).await?;
+    match requirement(target, &parts.method) {
+        Requirement::Authenticated if !caller.authenticated() => {
+            Err(caller.refuse(state, parts, None))
+        }
+        Requirement::Authenticated => Ok(caller),
+        Requirement::Catalog => {
+            let anonymous_refused =
+                caller.identity.account_id().is_none() && !state.auth.settings().anonymous_access;
+            if anonymous_refused || !caller.may_list_catalog() {
+                Err(caller.refuse(state, parts, Some(CATALOG_SCOPE.to_owned())))
+            } else {
+                Ok(caller)
+            }
+        }
+        Requirement::Repository(name, action) => {
+            // An invalid name is a client error whoever asks; check it before access so the
+            // challenge never carries it.
+            let repo = state.registry.repo_name(name)?;
+            if caller.may(state, repo.as_str(), action).await? {
+                Ok(caller)
+            } else {
+                Err(caller.refuse(state, parts, Some(repository_scope(repo.as_str(), action))))
+            }
+        }
+    }
 }
 
 fn route_name(target: Option<&Target>, method: &Method) -> &'static str {
@@ -106,7 +179,12 @@ fn route_name(target: Option<&Target>, method: &Method) -> &'static str {
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Response> {
+async fn handle(
+    state: &AppState,
+    caller: &V2Caller,
+    target: Target<'_>,
+    req: Request,
+) -> Result<Response> {
     let reg = &state.registry;
     let method = req.method().clone();
     let query = query_map(&req);
@@ -114,7 +192,12 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
         (Target::Base, Method::GET | Method::HEAD) => Ok(Json(b"{}".to_vec()).into_response()),
         (Target::Catalog, Method::GET) => {
             let (last, n) = page_params(&query)?;
-            let page = reg.catalog(last, n).await?;
+            let limit = reg.page_limit(n);
+            let items = state
+                .auth
+                .visible_repositories(&caller.identity, last, limit + 1)
+                .await?;
+            let page = ListPage::from_overfetched(items, limit);
             Ok(list_response("/v2/_catalog", None, page, n))
         }
         (Target::Tags(name), Method::GET) => {
@@ -153,6 +236,10 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
             let repo = reg.repo_name(name)?;
             let reference = Reference::parse(reference)?;
             let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_owned);
+            state
+                .accounts
+                .prepare_push(&caller.identity, repo.as_str())
+                .await?;
             let limit = reg.limits().max_manifest_bytes;
             let body = axum::body::to_bytes(req.into_body(), limit)
                 .await
@@ -231,11 +318,24 @@ async fn handle(state: &AppState, target: Target<'_>, req: Request) -> Result<Re
         }
         (Target::Uploads(name), Method::POST) => {
             let repo = reg.repo_name(name)?;
+            state
+                .accounts
+                .prepare_push(&caller.identity, repo.as_str())
+                .await?;
             if let Some(mount) = query.get("mount") {
                 let digest: Digest = mount.parse()?;
                 let from = query.get("from").map(|f| reg.repo_name(f)).transpose()?;
-                // Until access control lands every repository is readable by every caller.
-                let can_read = |_: &RepoName| true;
+                // A mount must never reveal a blob of a repository the caller cannot pull.
+                let can_read = |source: RepoName| {
+                    let (state, caller) = (state.clone(), caller.clone());
+                    async move {
+                        caller
+                            .may(&state, source.as_str(), Action::Pull)
+                            .await
+                            .unwrap_or(false)
+                    }
+                    .boxed()
+                };
                 return match reg.mount(&repo, &digest, from.as_ref(), &can_read).await? {
                     MountOutcome::Mounted => blob_created(&repo, &digest),
                     MountOutcome::Upload(state) => {

@@ -14,6 +14,7 @@
 //! Every security-relevant outcome is emitted as an event.
 
 pub mod access;
+mod accounts;
 mod error;
 pub mod jwt;
 pub mod limiter;
@@ -23,6 +24,7 @@ pub mod secret;
 mod service;
 
 pub use access::{Action, Resource};
+pub use accounts::Accounts;
 pub use error::AuthError;
 pub use service::{AuthSettings, Authenticator, Channel, ClientInfo, RegistryToken, TokenResponse};
 

@@ -23,6 +23,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub jobs: Jobs,
+    pub auth: Auth,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 }
@@ -129,6 +130,49 @@ pub struct Jobs {
     pub lease_secs: u64,
 }
 
+/// Authentication and access. The superuser `admin` is created at first start with the
+/// password in `BULWARK_ADMIN_PASSWORD`, or a generated one printed once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Anonymous callers may pull public repositories.
+    pub anonymous_access: bool,
+    /// Anyone may create an account through the API.
+    pub user_creation: bool,
+    /// Refuse users' real passwords on the registry API: clients log in with application
+    /// tokens or robot tokens, so the password never sits in a client's configuration.
+    pub tokens_only: bool,
+    /// The public base URL of the registry (`https://registry.example`), used in token
+    /// challenges; by default taken from each request's `Host`.
+    pub external_url: String,
+    /// The token service's name: `service` in challenges, `aud` and `iss` of tokens.
+    pub service: String,
+    /// Lifetime of registry bearer tokens.
+    pub token_ttl_secs: u64,
+    /// Lifetime of refresh tokens (`offline_token`).
+    pub refresh_ttl_secs: u64,
+    /// Failed logins per account and per address before each further attempt must wait.
+    pub login_failures_before_backoff: u32,
+    /// Longest wait imposed after repeated failed logins.
+    pub max_login_backoff_secs: u64,
+}
+
+impl Auth {
+    pub fn settings(&self) -> bulwark_auth::AuthSettings {
+        bulwark_auth::AuthSettings {
+            anonymous_access: self.anonymous_access,
+            user_creation: self.user_creation,
+            tokens_only_on_registry: self.tokens_only,
+            issuer: self.service.clone(),
+            service: self.service.clone(),
+            token_ttl: Duration::from_secs(self.token_ttl_secs.max(1)),
+            refresh_ttl: Duration::from_secs(self.refresh_ttl_secs.max(1)),
+            login_failures_before_backoff: self.login_failures_before_backoff,
+            max_login_backoff: Duration::from_secs(self.max_login_backoff_secs),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
@@ -186,13 +230,24 @@ impl Default for Config {
                 workers: 2,
                 lease_secs: 60,
             },
+            auth: Auth {
+                anonymous_access: false,
+                user_creation: false,
+                tokens_only: false,
+                external_url: String::new(),
+                service: "bulwark".into(),
+                token_ttl_secs: 300,
+                refresh_ttl_secs: 30 * 24 * 3600,
+                login_failures_before_backoff: 5,
+                max_login_backoff_secs: 300,
+            },
             tls: None,
         }
     }
 }
 
 /// Top-level keys, so that unrelated `BULWARK_*` variables are not read as configuration.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "listen",
     "data_dir",
     "shutdown_grace_secs",
@@ -201,6 +256,7 @@ const KEYS: [&str; 9] = [
     "limits",
     "log",
     "jobs",
+    "auth",
     "tls",
 ];
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bulwark_auth::{Accounts, Authenticator};
+use bulwark_events::{EventSink, LogSink};
 use bulwark_jobs::{JobError, JobHandler, Runner, RunnerConfig};
 use bulwark_meta::{Job, SqlMetaStore};
 use bulwark_registry::Registry;
@@ -34,6 +36,28 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+/// Creates the superuser `admin` at first start (when no superuser exists), with the
+/// password from `BULWARK_ADMIN_PASSWORD` or a generated one, printed once.
+async fn bootstrap_admin(accounts: &Accounts) -> anyhow::Result<()> {
+    let password = std::env::var("BULWARK_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let generated = accounts
+        .ensure_admin(password.as_deref())
+        .await
+        .context("creating the superuser admin")?;
+    if let Some(generated) = generated {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "created the superuser admin with the password {generated} (shown once; change it \
+             with `bulwark user passwd admin`)"
+        )?;
+        out.flush()?;
     }
     Ok(())
 }
@@ -83,12 +107,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    let events: Arc<dyn EventSink> = Arc::new(LogSink);
+    let auth = Arc::new(
+        Authenticator::new(meta.clone(), events, config.auth.settings())
+            .await
+            .context("loading the token signing keys")?,
+    );
+    let accounts = Arc::new(Accounts::new(auth));
+    bootstrap_admin(&accounts).await?;
     let state = bulwark_api::AppState::new(
         registry.clone(),
+        accounts,
         meta.clone(),
         Some(prometheus),
         config.log.access,
-    );
+    )
+    .with_external_url(Some(config.auth.external_url.clone()).filter(|u| !u.is_empty()))
+    .with_tls(config.tls.is_some());
     let app =
         bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

@@ -47,7 +47,8 @@ impl Default for Limits {
 
 /// Answers whether the caller may read a repository; used where the registry itself picks a
 /// source repository (cross-repository mounts), so that a mount never leaks a blob.
-pub type ReadCheck<'a> = &'a (dyn Fn(&RepoName) -> bool + Send + Sync);
+pub type ReadCheck<'a> =
+    &'a (dyn Fn(RepoName) -> futures::future::BoxFuture<'static, bool> + Send + Sync);
 
 pub struct Registry {
     meta: Arc<dyn MetaStore>,

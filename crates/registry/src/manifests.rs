@@ -23,6 +23,20 @@ pub struct ListPage {
     pub next: Option<String>,
 }
 
+impl ListPage {
+    /// A page of at most `limit` entries from a listing asked for `limit + 1` entries (the
+    /// extra one says whether another page follows).
+    pub fn from_overfetched(mut items: Vec<String>, limit: u32) -> ListPage {
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().cloned()
+        } else {
+            None
+        };
+        ListPage { items, next }
+    }
+}
+
 /// The referrers response: an OCI image index listing the referrers.
 pub struct ReferrersIndex {
     pub body: Vec<u8>,
@@ -158,26 +172,11 @@ impl Registry {
             )
             .await?
             .ok_or(RegistryError::NameUnknown)?;
-        Ok(paginate(items, limit))
+        Ok(ListPage::from_overfetched(items, limit))
     }
 
-    pub async fn catalog(
-        &self,
-        last: Option<&str>,
-        n: Option<u32>,
-    ) -> Result<ListPage, RegistryError> {
-        let limit = self.page_limit(n);
-        let items = self
-            .meta
-            .repositories(Page {
-                last,
-                limit: limit + 1,
-            })
-            .await?;
-        Ok(paginate(items, limit))
-    }
-
-    fn page_limit(&self, n: Option<u32>) -> u32 {
+    /// The page size to serve for a requested `n`: the configured maximum caps it.
+    pub fn page_limit(&self, n: Option<u32>) -> u32 {
         n.unwrap_or(self.limits.max_page).min(self.limits.max_page)
     }
 
@@ -232,15 +231,6 @@ fn is_manifest(d: &Descriptor) -> bool {
     media_types::ALL_MANIFESTS.contains(&d.media_type.as_str())
 }
 
-fn paginate(mut items: Vec<String>, limit: u32) -> ListPage {
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().cloned()
-    } else {
-        None
-    };
-    ListPage { items, next }
-}
 
 /// Content negotiation: serve the stored type if the client accepts it, or if the client
 /// names no manifest type at all (older clients send only `application/json` or nothing).
@@ -277,12 +267,12 @@ mod tests {
     fn pages() {
         let items = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            paginate(items(&["a", "b", "c"]), 2),
+            ListPage::from_overfetched(items(&["a", "b", "c"]), 2),
             ListPage {
                 items: items(&["a", "b"]),
                 next: Some("b".into())
             }
         );
-        assert_eq!(paginate(items(&["a"]), 2).next, None);
+        assert_eq!(ListPage::from_overfetched(items(&["a"]), 2).next, None);
     }
 }

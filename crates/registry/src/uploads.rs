@@ -421,7 +421,7 @@ impl Registry {
             let Ok(source) = self.repo_name(&source) else {
                 continue;
             };
-            if !can_read(&source) {
+            if !can_read(source.clone()).await {
                 continue;
             }
             if let Some(size) = self.meta.repository_blob(source.as_str(), digest).await? {

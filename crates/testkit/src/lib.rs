@@ -6,6 +6,39 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The superuser password every test server starts with (`BULWARK_ADMIN_PASSWORD`), unless
+/// the test passes its own.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// `Authorization` header value for the superuser `admin`.
+pub fn admin_basic_auth() -> String {
+    basic_auth("admin", ADMIN_PASSWORD)
+}
+
+/// `Authorization: Basic …` value for a username and password.
+pub fn basic_auth(username: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{username}:{password}").as_bytes()))
+}
+
+/// Standard base64 with padding (the alphabet Basic auth and container auth files use).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 pub struct TestServer {
     bin: PathBuf,
     data: tempfile::TempDir,
@@ -24,7 +57,8 @@ impl TestServer {
         Self::start_with(bin, &[], &[])
     }
 
-    /// Starts `bin` with extra `serve` arguments and environment variables.
+    /// Starts `bin` with extra `serve` arguments and environment variables (the superuser's
+    /// password is [`ADMIN_PASSWORD`] unless `env` sets `BULWARK_ADMIN_PASSWORD`).
     pub fn start_with(
         bin: impl AsRef<Path>,
         extra_args: &[&str],
@@ -63,6 +97,7 @@ impl TestServer {
             .arg(self.data.path())
             .args(&self.extra_args)
             .env("BULWARK_LOG__LEVEL", "warn")
+            .env("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -85,6 +120,22 @@ impl TestServer {
             .to_owned();
         self.url = url;
         self.child = Some(child);
+    }
+
+    /// Writes a containers auth file (`REGISTRY_AUTH_FILE` for skopeo, podman, buildah) with
+    /// `username`'s credentials for this server, and returns its path.
+    pub fn auth_file(&self, username: &str, password: &str) -> PathBuf {
+        let path = self
+            .data
+            .path()
+            .join(format!("auth-{}.json", unique_name(username)));
+        let auth = base64(format!("{username}:{password}").as_bytes());
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, self.host),
+        )
+        .expect("write auth file");
+        path
     }
 
     /// Kills the server with SIGKILL, as a crash would.
@@ -228,4 +279,16 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard_alphabet_with_padding() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"admin:pw?>"), "YWRtaW46cHc/Pg==");
+    }
 }
