@@ -59,7 +59,9 @@ pub struct RobotRecord {
 }
 
 /// Team roles within an organization, weakest first (`Ord` follows strength).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TeamRole {
     Member,
@@ -68,7 +70,9 @@ pub enum TeamRole {
 }
 
 /// Permissions on a repository, weakest first (`Ord` follows strength).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RepoRole {
     Read,
@@ -266,8 +270,7 @@ pub trait IdentityStore: Send + Sync + 'static {
         grantee: &Grantee,
         role: RepoRole,
     ) -> Result<(), MetaError>;
-    async fn remove_grant(&self, repository_id: i64, grantee: &Grantee)
-    -> Result<bool, MetaError>;
+    async fn remove_grant(&self, repository_id: i64, grantee: &Grantee) -> Result<bool, MetaError>;
     async fn grants(&self, repository_id: i64) -> Result<Vec<Grant>, MetaError>;
 
     /// The facts for deciding what `account_id` (None: anonymous) may do on `repository`,

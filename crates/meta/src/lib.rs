@@ -7,6 +7,7 @@
 mod identity;
 mod jobs;
 mod sql;
+mod sql_identity;
 
 use bulwark_oci::{Digest, Reference};
 

@@ -26,6 +26,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("schema/sqlite/0002_upload_storage_state.sql"),
     ),
     (3, include_str!("schema/sqlite/0003_jobs.sql")),
+    (4, include_str!("schema/sqlite/0004_identity.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/postgres/0001_registry.sql")),
@@ -34,6 +35,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("schema/postgres/0002_upload_storage_state.sql"),
     ),
     (3, include_str!("schema/postgres/0003_jobs.sql")),
+    (4, include_str!("schema/postgres/0004_identity.sql")),
 ];
 
 /// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).
@@ -183,7 +185,9 @@ impl SqlMetaStore {
         Ok(())
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, MetaError> {
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, MetaError> {
         Ok(match self.dialect {
             // Take the write lock up front: a deferred transaction that later upgrades can
             // fail with SQLITE_BUSY instead of waiting when another process writes.
@@ -325,9 +329,9 @@ fn upload_from_row(row: &AnyRow) -> Result<UploadSession, MetaError> {
 /// Listings come back as one aggregated string rather than a row per name: the SQLite
 /// driver hands each row across threads, which dominated the cost of long tag lists. Tag
 /// and repository names never contain a newline (their grammars forbid it).
-const NAME_SEPARATOR: &str = "\n";
+pub(crate) const NAME_SEPARATOR: &str = "\n";
 
-fn split_names(joined: Option<String>) -> Vec<String> {
+pub(crate) fn split_names(joined: Option<String>) -> Vec<String> {
     joined
         .map(|j| j.split(NAME_SEPARATOR).map(str::to_owned).collect())
         .unwrap_or_default()

@@ -2,59 +2,13 @@
 //! SQLite and once on PostgreSQL (a real server: `scripts/test.sh` starts one and exports
 //! `BULWARK_TEST_POSTGRES_URL`; each test gets a database of its own).
 
+mod common;
+
 use bulwark_meta::{
-    JobStatus, JobStore, MetaError, MetaStore, NewJob, NewManifest, Page, SqlMetaStore, SqlOptions,
-    UploadSession, now_millis,
+    JobStatus, JobStore, MetaError, MetaStore, NewJob, NewManifest, Page, UploadSession, now_millis,
 };
 use bulwark_oci::{Digest, Reference, Tag};
-
-/// A store on a fresh database, and how to open that database again.
-struct Fixture {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Fixture {
-    fn sqlite() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
-        Fixture {
-            url,
-            _dir: Some(dir),
-        }
-    }
-
-    fn postgres() -> Fixture {
-        Fixture {
-            url: bulwark_testkit::postgres_database(),
-            _dir: None,
-        }
-    }
-
-    async fn open(&self) -> SqlMetaStore {
-        SqlMetaStore::open(&self.url, &SqlOptions::default())
-            .await
-            .unwrap()
-    }
-}
-
-/// Runs each named test on every backend.
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::Fixture::sqlite()).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::Fixture::postgres()).await
-            })*
-        }
-    };
-}
+use common::{Fixture, on_every_backend};
 
 on_every_backend!(
     blobs_are_visible_only_where_linked,
