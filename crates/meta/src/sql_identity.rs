@@ -154,6 +154,7 @@ async fn exists(
         .is_some())
 }
 
+/// Finds account `$1` if it can be a team member or a grantee (organizations cannot).
 const USER_OR_ROBOT: &str = "SELECT 1 FROM accounts WHERE id = $1 AND kind IN ('user', 'robot')";
 
 #[async_trait::async_trait]
@@ -824,9 +825,13 @@ impl IdentityStore for SqlMetaStore {
         if superuser {
             return self.repositories(Page { last, limit }).await;
         }
-        // Each way of seeing a repository yields its own first page (a branch per line of
-        // the union, DISTINCT where a caller's teams may lead to one repository twice);
-        // the page is the first `limit` of their union. A NULL account id matches nothing.
+        // A branch of the union per way of seeing a repository; the page is the first
+        // `limit` names of the union. The branches that may be large (public repositories,
+        // the caller's namespace) yield only their own first page, read in index order;
+        // the others are bounded by the caller's teams and grants and are written as
+        // joins from them, so that both planners start there (PostgreSQL, given an ORDER
+        // BY … LIMIT, would rather walk every repository in name order). Namespace ranges
+        // as in `namespace_bounds`. A NULL account id matches nothing.
         let row = sqlx::query(
             "SELECT string_agg(name, $5 ORDER BY name) FROM ( \
                 SELECT name FROM ( \
@@ -836,27 +841,29 @@ impl IdentityStore for SqlMetaStore {
                         ORDER BY r.name LIMIT $4) public_repositories \
                     UNION \
                     SELECT name FROM ( \
-                        SELECT r.name FROM accounts u JOIN repositories r \
-                            ON r.name >= (u.name || '/') AND r.name < (u.name || '0') \
-                        WHERE u.id = $1 AND u.kind = 'user' AND r.name > $2 \
+                        SELECT r.name FROM repositories r \
+                        WHERE r.name >= \
+                            (SELECT name || '/' FROM accounts WHERE id = $1 AND kind = 'user') \
+                          AND r.name < \
+                            (SELECT name || '0' FROM accounts WHERE id = $1 AND kind = 'user') \
+                          AND r.name > $2 \
                         ORDER BY r.name LIMIT $4) own_namespace \
                     UNION \
-                    SELECT name FROM ( \
-                        SELECT DISTINCT r.name FROM team_members m \
-                        JOIN teams t ON t.id = m.team_id AND t.role = 'admin' \
-                        JOIN accounts o ON o.id = t.organization_id \
-                        JOIN repositories r \
-                            ON r.name >= (o.name || '/') AND r.name < (o.name || '0') \
-                        WHERE m.account_id = $1 AND r.name > $2 \
-                        ORDER BY r.name LIMIT $4) administered \
+                    SELECT r.name FROM team_members m \
+                    JOIN teams t ON t.id = m.team_id AND t.role = 'admin' \
+                    JOIN accounts o ON o.id = t.organization_id \
+                    JOIN repositories r \
+                        ON r.name >= (o.name || '/') AND r.name < (o.name || '0') \
+                    WHERE m.account_id = $1 AND r.name > $2 \
                     UNION \
-                    SELECT name FROM ( \
-                        SELECT DISTINCT r.name FROM repository_grants g \
-                        JOIN repositories r ON r.id = g.repository_id \
-                        WHERE (g.account_id = $1 OR g.team_id IN \
-                            (SELECT team_id FROM team_members WHERE account_id = $1)) \
-                          AND r.name > $2 \
-                        ORDER BY r.name LIMIT $4) granted \
+                    SELECT r.name FROM repository_grants g \
+                    JOIN repositories r ON r.id = g.repository_id \
+                    WHERE g.account_id = $1 AND r.name > $2 \
+                    UNION \
+                    SELECT r.name FROM team_members m \
+                    JOIN repository_grants g ON g.team_id = m.team_id \
+                    JOIN repositories r ON r.id = g.repository_id \
+                    WHERE m.account_id = $1 AND r.name > $2 \
                 ) visible ORDER BY name LIMIT $4) page",
         )
         .bind(account_id)
