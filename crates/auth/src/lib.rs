@@ -4,9 +4,10 @@
 //!   API token, a registry bearer token) into an [`Identity`], rate-limiting failures.
 //! - [`Authenticator::authorize`] is the one authorization decision:
 //!   (identity, resource, action) → allow/deny, made from facts the metadata store returns
-//!   by the pure function [`access::decide`]. Every route of the registry API and of the
-//!   management API asks it; registry bearer tokens carry what it granted when they were
-//!   issued (the Docker token protocol), so pulls with a token need no database round trip.
+//!   by the pure functions [`access::decide_repository`] and [`access::decide_namespace`].
+//!   Every route of the registry API and of the management API asks it; registry bearer
+//!   tokens carry what it granted when they were issued (the Docker token protocol), so
+//!   pulls with a token need no database round trip.
 //! - The Docker token service: [`Authenticator::issue_registry_token`] grants the
 //!   intersection of the requested scopes and what the caller may do, as a short-lived ES256
 //!   JWT; refresh tokens (`offline_token`) are bound to the credential they came from.
@@ -15,6 +16,7 @@
 
 pub mod access;
 mod accounts;
+mod cache;
 mod error;
 pub mod jwt;
 pub mod limiter;
@@ -54,7 +56,10 @@ pub enum Credential {
     AppToken(String),
     RobotToken,
     /// An API token (its public id) limited to `scopes`.
-    ApiToken { id: String, scopes: scope::ApiScopes },
+    ApiToken {
+        id: String,
+        scopes: scope::ApiScopes,
+    },
     /// A registry bearer token (JWT) issued by the token service.
     RegistryToken,
 }
@@ -89,7 +94,13 @@ impl Identity {
     }
 
     pub fn is_superuser(&self) -> bool {
-        matches!(self.principal, Principal::User { superuser: true, .. })
+        matches!(
+            self.principal,
+            Principal::User {
+                superuser: true,
+                ..
+            }
+        )
     }
 
     /// The actor of the events this identity causes.
