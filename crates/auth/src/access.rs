@@ -66,11 +66,7 @@ pub struct Policy {
     pub anonymous_access: bool,
 }
 
-/// Namespace a repository belongs to: its first path segment; a name without `/` belongs
-/// to `library` (as Docker Hub's official images do).
-pub fn namespace_of(repository: &str) -> &str {
-    repository.split_once('/').map_or("library", |(ns, _)| ns)
-}
+pub use bulwark_oci::namespace_of;
 
 /// Whether `identity` may perform `action` on a repository described by `facts`.
 pub fn decide_repository(

@@ -77,14 +77,9 @@ impl Event {
         }
     }
 
-    /// Sets the repository and, from its first path segment, the namespace.
+    /// Sets the repository and the namespace it belongs to.
     pub fn repository(mut self, repository: &str) -> Event {
-        self.namespace = Some(
-            repository
-                .split_once('/')
-                .map_or(repository, |(ns, _)| ns)
-                .to_owned(),
-        );
+        self.namespace = Some(bulwark_oci::namespace_of(repository).to_owned());
         self.repository = Some(repository.to_owned());
         self
     }

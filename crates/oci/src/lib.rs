@@ -8,4 +8,4 @@ mod name;
 pub use digest::{Algorithm, Digest, DigestHasher, HashStateError};
 pub use error::{ErrorCode, OciError};
 pub use manifest::{Descriptor, ManifestKind, ParsedManifest, media_types};
-pub use name::{Reference, RepoName, Tag};
+pub use name::{Reference, RepoName, Tag, namespace_of};

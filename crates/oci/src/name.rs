@@ -195,3 +195,10 @@ mod tests {
         }
     }
 }
+
+/// Namespace a repository belongs to: its first path segment; a name without `/` belongs
+/// to `library` (as Docker Hub's official images do). Access control and events use this one
+/// rule.
+pub fn namespace_of(repository: &str) -> &str {
+    repository.split_once('/').map_or("library", |(ns, _)| ns)
+}
