@@ -80,6 +80,7 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, S
 /// A caller of the management API.
 pub(crate) struct Caller {
     pub identity: Identity,
+    pub client: ClientInfo,
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -1,12 +1,16 @@
-//! `/api/v1/jobs`: the background job queue, read-only.
+//! `/api/v1/jobs`: the background job queue, read-only, for superusers (job errors may
+//! name repositories and internals).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use bulwark_auth::{Action, Resource};
 use bulwark_meta::{Job, JobStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::auth::{Caller, require};
+use crate::management::extract::{Path, Query};
 use crate::problem::Problem;
 
 #[derive(Serialize)]
@@ -50,8 +54,10 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
     let status = q
         .status
         .map(|s| {
@@ -73,8 +79,10 @@ pub async fn list(
 
 pub async fn one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, Problem> {
+    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
     match state.jobs.job(id).await? {
         Some(job) => Ok(Json(job.into())),
         None => Err(Problem::new(StatusCode::NOT_FOUND, format!("no job {id}"))),

@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod jobs;
+mod management;
 mod metrics;
 mod problem;
 mod token;
@@ -104,9 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
-        // Read-only until access control lands; then superusers only.
-        .route("/api/v1/jobs", get(jobs::list))
-        .route("/api/v1/jobs/{id}", get(jobs::one))
+        .merge(management::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

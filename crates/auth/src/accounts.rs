@@ -220,6 +220,14 @@ impl Accounts {
         }
     }
 
+    /// Any account by id (the caller's own, for instance).
+    pub async fn account(&self, id: i64) -> Result<Account, AuthError> {
+        self.store()
+            .account_by_id(id)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("account {id}")))
+    }
+
     /// A user account by name.
     pub async fn user(&self, name: &str) -> Result<Account, AuthError> {
         self.account_of_kind(name, &[AccountKind::User], "user")
@@ -551,6 +559,37 @@ impl Accounts {
                 .details(serde_json::json!({ "superuser": superuser })),
         );
         Ok(user)
+    }
+
+    /// A superuser's change of a user: any of enabled, superuser, password. Everything is
+    /// checked before anything changes, so a refused request changes nothing.
+    pub async fn update_user(
+        &self,
+        by: &Identity,
+        client: &ClientInfo,
+        name: &str,
+        enabled: Option<bool>,
+        superuser: Option<bool>,
+        password: Option<&str>,
+    ) -> Result<Account, AuthError> {
+        if let Some(password) = password {
+            validate_password(password)?;
+        }
+        let user = self.user(name).await?;
+        if enabled == Some(false) || superuser == Some(false) {
+            self.keep_a_superuser(&user).await?;
+        }
+        if let Some(password) = password {
+            self.store_password(by, client, user.id, &user.name, password)
+                .await?;
+        }
+        if let Some(enabled) = enabled.filter(|e| *e != user.enabled) {
+            self.set_enabled(by, client, name, enabled).await?;
+        }
+        if let Some(superuser) = superuser.filter(|s| *s != user.superuser) {
+            self.set_superuser(by, client, name, superuser).await?;
+        }
+        self.user(name).await
     }
 
     /// Deletes a user with everything it owns (its repositories, robots, tokens, grants and
