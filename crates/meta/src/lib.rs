@@ -6,8 +6,10 @@
 
 mod identity;
 mod jobs;
+mod lifecycle;
 mod sql;
 mod sql_identity;
+mod sql_lifecycle;
 
 use bulwark_oci::{Digest, Reference};
 
@@ -17,6 +19,10 @@ pub use identity::{
     TokenRecord, Visibility,
 };
 pub use jobs::{Job, JobStatus, JobStore, NewJob, SingletonGuard};
+pub use lifecycle::{
+    ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, LifecycleStore, RepositoryCollected,
+    RepositoryCutoffs, TagOptions, TagRecord, UnreachableFn,
+};
 pub use sql::{SqlMetaStore, SqlOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,10 @@ pub enum MetaError {
     Corrupt(String),
     #[error("the manifest references content missing from the repository: {}", list(.0))]
     MissingReferences(Vec<Digest>),
+    #[error("tag {0:?} is immutable")]
+    ImmutableTag(String),
+    #[error("blob {0} is being garbage collected")]
+    BlobDeleting(Digest),
     #[error("descriptor for {digest} declares {declared} bytes but the blob has {actual}")]
     SizeMismatch {
         digest: Digest,
@@ -110,8 +120,9 @@ pub struct Page<'a> {
     pub limit: u32,
 }
 
+/// The registry's store; the lifecycle operations come with it, since pushes apply them.
 #[async_trait::async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait MetaStore: LifecycleStore + Send + Sync + 'static {
     async fn repository_exists(&self, repository: &str) -> Result<bool, MetaError>;
 
     /// Size of `digest` if it is visible in `repository`.

@@ -7,8 +7,10 @@ use bulwark_oci::{Digest, Reference};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::sql_lifecycle::{Lock, lock};
 use crate::{
-    MetaError, MetaStore, NewManifest, Page, Referrer, StoredManifest, UploadSession, now_millis,
+    LifecycleStore, MetaError, MetaStore, NewManifest, Page, Referrer, StoredManifest, TagOptions,
+    UploadSession, now_millis,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("schema/sqlite/0003_jobs.sql")),
     (4, include_str!("schema/sqlite/0004_identity.sql")),
+    (5, include_str!("schema/sqlite/0005_lifecycle.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/postgres/0001_registry.sql")),
@@ -36,6 +39,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("schema/postgres/0003_jobs.sql")),
     (4, include_str!("schema/postgres/0004_identity.sql")),
+    (5, include_str!("schema/postgres/0005_lifecycle.sql")),
 ];
 
 /// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).
@@ -197,7 +201,7 @@ impl SqlMetaStore {
     }
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 async fn ensure_repository(tx: &mut Tx, name: &str) -> Result<i64, MetaError> {
     if let Some(id) = repository_id(&mut **tx, name).await? {
@@ -217,7 +221,7 @@ async fn ensure_repository(tx: &mut Tx, name: &str) -> Result<i64, MetaError> {
     Ok(row.try_get(0)?)
 }
 
-async fn repository_id(
+pub(crate) async fn repository_id(
     conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
     name: &str,
 ) -> Result<Option<i64>, MetaError> {
@@ -228,19 +232,22 @@ async fn repository_id(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
-/// Points `tag` at `digest`: ends the live row, if it points elsewhere, and starts a new one.
+/// Points `tag` at `digest`: ends the live row, if it points elsewhere, and starts a new one
+/// with `options`. An immutable live tag is not moved; an expired one ends at its expiry.
 /// Concurrent moves of one tag (several nodes) resolve to the last writer: a row ended or
 /// inserted by another transaction meanwhile sends this one round again.
-async fn move_tag(
+pub(crate) async fn move_tag(
     tx: &mut Tx,
     repo: i64,
     tag: &str,
     digest: &str,
     now: i64,
+    options: TagOptions,
 ) -> Result<(), MetaError> {
+    let expires_at = options.expires_at.filter(|_| !options.immutable);
     for _ in 0..16 {
         let live = sqlx::query(
-            "SELECT id, manifest_digest FROM tags \
+            "SELECT id, manifest_digest, immutable, expires_at FROM tags \
              WHERE repository_id = $1 AND name = $2 AND end_at IS NULL",
         )
         .bind(repo)
@@ -248,12 +255,30 @@ async fn move_tag(
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(row) = live {
-            if row.try_get::<String, _>(1)? == digest {
+            let id: i64 = row.try_get(0)?;
+            let immutable = row.try_get::<i64, _>(2)? != 0;
+            let expiry: Option<i64> = row.try_get(3)?;
+            let expired = expiry.is_some_and(|e| e <= now);
+            if !expired && row.try_get::<String, _>(1)? == digest {
+                // Pushed again: what this push says about the tag applies.
+                sqlx::query(
+                    "UPDATE tags SET immutable = $2, \
+                     expires_at = CASE WHEN $2 = 1 THEN NULL ELSE COALESCE($3, expires_at) END \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(i64::from(immutable || options.immutable))
+                .bind(expires_at)
+                .execute(&mut **tx)
+                .await?;
                 return Ok(());
             }
+            if immutable && !expired {
+                return Err(MetaError::ImmutableTag(tag.to_owned()));
+            }
             let ended = sqlx::query("UPDATE tags SET end_at = $2 WHERE id = $1 AND end_at IS NULL")
-                .bind(row.try_get::<i64, _>(0)?)
-                .bind(now)
+                .bind(id)
+                .bind(if expired { expiry.unwrap_or(now) } else { now })
                 .execute(&mut **tx)
                 .await?;
             if ended.rows_affected() == 0 {
@@ -261,14 +286,16 @@ async fn move_tag(
             }
         }
         let started = sqlx::query(
-            "INSERT INTO tags (repository_id, name, manifest_digest, start_at) \
-             VALUES ($1, $2, $3, $4) \
+            "INSERT INTO tags (repository_id, name, manifest_digest, start_at, expires_at, \
+             immutable) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (repository_id, name) WHERE end_at IS NULL DO NOTHING",
         )
         .bind(repo)
         .bind(tag)
         .bind(digest)
         .bind(now)
+        .bind(expires_at)
+        .bind(i64::from(options.immutable))
         .execute(&mut **tx)
         .await?;
         if started.rows_affected() == 1 {
@@ -278,11 +305,31 @@ async fn move_tag(
     Err(MetaError::Contention("tag"))
 }
 
-/// Records a committed blob and makes it visible in `repository`.
-async fn link(tx: &mut Tx, repository: &str, digest: &Digest, size: u64) -> Result<(), MetaError> {
+/// Records a committed blob and makes it visible in `repository` (or touches the link if it
+/// was already), and drops the intent of upload `intent`. Refused while the blob's bytes are
+/// being collected.
+async fn link(
+    tx: &mut Tx,
+    dialect: Dialect,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    intent: Option<&str>,
+) -> Result<(), MetaError> {
     let now = now_millis();
-    let digest = digest.to_string();
     let repo = ensure_repository(tx, repository).await?;
+    lock(tx, dialect, Lock::RepositoryShared(repo)).await?;
+    lock(tx, dialect, Lock::Blob(digest)).await?;
+    let deleting = sqlx::query("SELECT deleting_at FROM blobs WHERE digest = $1")
+        .bind(digest.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = deleting
+        && row.try_get::<Option<i64>, _>(0)?.is_some()
+    {
+        return Err(MetaError::BlobDeleting(digest.clone()));
+    }
+    let digest = digest.to_string();
     sqlx::query(
         "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (digest) DO NOTHING",
@@ -293,23 +340,36 @@ async fn link(tx: &mut Tx, repository: &str, digest: &Digest, size: u64) -> Resu
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (repository_id, digest) DO NOTHING",
+        "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
+         VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
     )
     .bind(repo)
     .bind(&digest)
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if let Some(id) = intent {
+        sqlx::query("DELETE FROM blob_intents WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
-fn parse_digest(s: &str) -> Result<Digest, MetaError> {
+/// Ends a manifest's live tags (`$1` repository, `$2` digest) now (`$3`), or at their expiry
+/// if that came first.
+const END_LIVE_TAGS_AT_NOW_OR_EXPIRY: &str = "UPDATE tags \
+     SET end_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $3 THEN expires_at ELSE $3 END \
+     WHERE repository_id = $1 AND manifest_digest = $2 AND end_at IS NULL";
+
+pub(crate) fn parse_digest(s: &str) -> Result<Digest, MetaError> {
     s.parse()
         .map_err(|_| MetaError::Corrupt(format!("stored digest {s:?} does not parse")))
 }
 
-fn size(v: i64) -> u64 {
+pub(crate) fn size(v: i64) -> u64 {
     // Sizes are written from u64 values that fit i64 (the store refuses larger blobs).
     v.max(0) as u64
 }
@@ -341,174 +401,19 @@ fn page_args(page: Page<'_>) -> (String, i64) {
     (page.last.unwrap_or("").to_owned(), i64::from(page.limit))
 }
 
-#[async_trait::async_trait]
-impl MetaStore for SqlMetaStore {
-    async fn repository_exists(&self, repository: &str) -> Result<bool, MetaError> {
-        Ok(repository_id(&self.read, repository).await?.is_some())
-    }
-
-    async fn repository_blob(
+impl SqlMetaStore {
+    /// Stores a manifest and moves its tag with `options` (see `MetaStore::put_manifest`).
+    pub(crate) async fn store_manifest(
         &self,
-        repository: &str,
-        digest: &Digest,
-    ) -> Result<Option<u64>, MetaError> {
-        let row = sqlx::query(
-            "SELECT b.size FROM repository_blobs rb \
-             JOIN repositories r ON r.id = rb.repository_id \
-             JOIN blobs b ON b.digest = rb.digest \
-             WHERE r.name = $1 AND rb.digest = $2",
-        )
-        .bind(repository)
-        .bind(digest.to_string())
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|r| r.try_get(0).map(size)).transpose()?)
-    }
-
-    async fn repositories_with_blob(
-        &self,
-        digest: &Digest,
-        limit: u32,
-    ) -> Result<Vec<String>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
-             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
-        )
-        .bind(digest.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
-    }
-
-    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
-        let row = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
-            .bind(digest.to_string())
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.try_get(0).map(size)).transpose()?)
-    }
-
-    async fn link_blob(
-        &self,
-        repository: &str,
-        digest: &Digest,
-        size: u64,
+        m: NewManifest<'_>,
+        options: TagOptions,
     ) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
-        link(&mut tx, repository, digest, size).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn complete_upload(
-        &self,
-        id: &str,
-        repository: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
-        link(&mut tx, repository, digest, size).await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<bool, MetaError> {
-        let done = sqlx::query(
-            "DELETE FROM repository_blobs WHERE digest = $2 \
-             AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
-        )
-        .bind(repository)
-        .bind(digest.to_string())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn create_upload(&self, s: &UploadSession) -> Result<(), MetaError> {
-        sqlx::query(
-            "INSERT INTO uploads \
-             (id, repository, size, hash_state, storage_state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&s.id)
-        .bind(&s.repository)
-        .bind(s.size as i64)
-        .bind(s.hash_state.clone())
-        .bind(s.storage_state.clone())
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, MetaError> {
-        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(upload_from_row).transpose()
-    }
-
-    async fn advance_upload(
-        &self,
-        id: &str,
-        from_size: u64,
-        to_size: u64,
-        hash_state: &[u8],
-        storage_state: &[u8],
-    ) -> Result<bool, MetaError> {
-        let done = sqlx::query(
-            "UPDATE uploads SET size = $3, hash_state = $4, storage_state = $5, updated_at = $6 \
-             WHERE id = $1 AND size = $2",
-        )
-        .bind(id)
-        .bind(from_size as i64)
-        .bind(to_size as i64)
-        .bind(hash_state.to_vec())
-        .bind(storage_state.to_vec())
-        .bind(now_millis())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_upload(&self, id: &str) -> Result<bool, MetaError> {
-        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
-        )
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
-    }
-
-    async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), MetaError> {
         let now = now_millis();
         let digest = m.digest.to_string();
         let mut tx = self.begin_write().await?;
         let repo = ensure_repository(&mut tx, m.repository).await?;
+        // Shared: pushes run side by side; collection of the repository waits for them.
+        lock(&mut tx, self.dialect, Lock::RepositoryShared(repo)).await?;
 
         let mut missing = Vec::new();
         for &(blob, declared) in &m.blobs {
@@ -599,10 +504,190 @@ impl MetaStore for SqlMetaStore {
         }
 
         if let Some(tag) = m.tag {
-            move_tag(&mut tx, repo, tag, &digest, now).await?;
+            move_tag(&mut tx, repo, tag, &digest, now, options).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl MetaStore for SqlMetaStore {
+    async fn repository_exists(&self, repository: &str) -> Result<bool, MetaError> {
+        Ok(repository_id(&self.read, repository).await?.is_some())
+    }
+
+    async fn repository_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb \
+             JOIN repositories r ON r.id = rb.repository_id \
+             JOIN blobs b ON b.digest = rb.digest \
+             WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repository)
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get(0).map(size)).transpose()?)
+    }
+
+    async fn repositories_with_blob(
+        &self,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
+        let row = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get(0).map(size)).transpose()?)
+    }
+
+    async fn link_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.begin_write().await?;
+        link(&mut tx, self.dialect, repository, digest, size, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_upload(
+        &self,
+        id: &str,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.begin_write().await?;
+        link(&mut tx, self.dialect, repository, digest, size, Some(id)).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<bool, MetaError> {
+        let mut tx = self.begin_write().await?;
+        let Some(repo) = repository_id(&mut *tx, repository).await? else {
+            return Ok(false);
+        };
+        // Exclusive: a manifest push that found the link must commit its reference first,
+        // or collection could take the blob between the two.
+        lock(&mut tx, self.dialect, Lock::RepositoryExclusive(repo)).await?;
+        let done =
+            sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
+                .bind(repo)
+                .bind(digest.to_string())
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_upload(&self, s: &UploadSession) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO uploads \
+             (id, repository, size, hash_state, storage_state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&s.id)
+        .bind(&s.repository)
+        .bind(s.size as i64)
+        .bind(s.hash_state.clone())
+        .bind(s.storage_state.clone())
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, MetaError> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(upload_from_row).transpose()
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from_size: u64,
+        to_size: u64,
+        hash_state: &[u8],
+        storage_state: &[u8],
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET size = $3, hash_state = $4, storage_state = $5, updated_at = $6 \
+             WHERE id = $1 AND size = $2",
+        )
+        .bind(id)
+        .bind(from_size as i64)
+        .bind(to_size as i64)
+        .bind(hash_state.to_vec())
+        .bind(storage_state.to_vec())
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<bool, MetaError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM blob_intents WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), MetaError> {
+        self.put_manifest_with(m, TagOptions::default()).await
     }
 
     async fn manifest(
@@ -623,10 +708,12 @@ impl MetaStore for SqlMetaStore {
                  JOIN repositories r ON r.id = t.repository_id \
                  JOIN manifests m ON m.repository_id = t.repository_id \
                     AND m.digest = t.manifest_digest \
-                 WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL",
+                 WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL \
+                   AND (t.expires_at IS NULL OR t.expires_at > $3)",
             )
             .bind(repository)
-            .bind(t.as_str()),
+            .bind(t.as_str())
+            .bind(now_millis()),
         };
         let Some(row) = query.fetch_optional(&self.read).await? else {
             return Ok(None);
@@ -659,15 +746,25 @@ impl MetaStore for SqlMetaStore {
             return Ok(false);
         };
         let id: i64 = row.try_get(0)?;
-        sqlx::query(
-            "UPDATE tags SET end_at = $3 \
-             WHERE repository_id = $1 AND manifest_digest = $2 AND end_at IS NULL",
+        lock(&mut tx, self.dialect, Lock::RepositoryShared(repo)).await?;
+        let now = now_millis();
+        let immutable = sqlx::query(
+            "SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2 \
+             AND end_at IS NULL AND immutable = 1 LIMIT 1",
         )
         .bind(repo)
         .bind(&digest)
-        .bind(now_millis())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some(row) = immutable {
+            return Err(MetaError::ImmutableTag(row.try_get(0)?));
+        }
+        sqlx::query(END_LIVE_TAGS_AT_NOW_OR_EXPIRY)
+            .bind(repo)
+            .bind(&digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         for stmt in [
             "DELETE FROM manifest_blobs WHERE manifest_id = $1",
             "DELETE FROM manifest_children WHERE manifest_id = $1",
@@ -680,15 +777,33 @@ impl MetaStore for SqlMetaStore {
     }
 
     async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, MetaError> {
-        let done = sqlx::query(
-            "UPDATE tags SET end_at = $3 WHERE name = $2 AND end_at IS NULL \
-             AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        let mut tx = self.begin_write().await?;
+        let Some(repo) = repository_id(&mut *tx, repository).await? else {
+            return Ok(false);
+        };
+        lock(&mut tx, self.dialect, Lock::RepositoryShared(repo)).await?;
+        let now = now_millis();
+        let Some(live) = sqlx::query(
+            "SELECT id, immutable FROM tags WHERE repository_id = $1 AND name = $2 \
+             AND end_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
         )
-        .bind(repository)
+        .bind(repo)
         .bind(tag)
-        .bind(now_millis())
-        .execute(&self.write)
-        .await?;
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        if live.try_get::<i64, _>(1)? != 0 {
+            return Err(MetaError::ImmutableTag(tag.to_owned()));
+        }
+        let done = sqlx::query("UPDATE tags SET end_at = $2 WHERE id = $1 AND end_at IS NULL")
+            .bind(live.try_get::<i64, _>(0)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -702,12 +817,14 @@ impl MetaStore for SqlMetaStore {
             "SELECT string_agg(name, $4 ORDER BY name) FROM ( \
                 SELECT t.name AS name FROM tags t JOIN repositories r ON r.id = t.repository_id \
                 WHERE r.name = $1 AND t.end_at IS NULL AND t.name > $2 \
+                  AND (t.expires_at IS NULL OR t.expires_at > $5) \
                 ORDER BY t.name LIMIT $3) page",
         )
         .bind(repository)
         .bind(last)
         .bind(limit)
         .bind(NAME_SEPARATOR)
+        .bind(now_millis())
         .fetch_one(&self.read)
         .await?;
         let names = split_names(row.try_get(0)?);
