@@ -1022,3 +1022,99 @@ async fn prepare_push_creates_what_a_push_needs() {
         .unwrap();
     assert_eq!(env.kinds().len(), before);
 }
+
+#[tokio::test]
+async fn changing_ones_own_password_takes_the_current_one() {
+    let env = env().await;
+    let (alice_account, alice) = env.user("alice").await;
+    let c = &env.client;
+    let auth = env.accounts.authenticator();
+    let login = |password: &'static str| {
+        auth.authenticate_basic("alice", password, bulwark_auth::Channel::Management, c)
+    };
+    login("password1").await.unwrap();
+
+    assert_invalid(
+        env.accounts
+            .change_own_password(&alice, c, "wrong-password", "password2")
+            .await,
+    );
+    // An application token is a password substitute, not the password.
+    let (_, app_token) = env
+        .accounts
+        .create_app_token(&alice, c, "laptop", None)
+        .await
+        .unwrap();
+    assert_invalid(
+        env.accounts
+            .change_own_password(&alice, c, &app_token, "password2")
+            .await,
+    );
+    assert_invalid(
+        env.accounts
+            .change_own_password(&alice, c, "password1", "short")
+            .await,
+    );
+    env.accounts
+        .change_own_password(&alice, c, "password1", "password2")
+        .await
+        .unwrap();
+    assert_eq!(env.last_event().kind, "password.change");
+    assert!(login("password1").await.is_err());
+    assert_eq!(
+        login("password2").await.unwrap().account_id(),
+        Some(alice_account.id)
+    );
+
+    // Robots have no password.
+    env.accounts
+        .create_robot(&alice, c, "alice", "ci", None)
+        .await
+        .unwrap();
+    let robot = env.accounts.robot("alice", "ci").await.unwrap();
+    assert_invalid(
+        env.accounts
+            .change_own_password(&as_robot(&robot), c, "x", "password3")
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn listings_show_what_the_caller_may_pull() {
+    let env = env().await;
+    let (_, alice) = env.user("alice").await;
+    let (_, bob) = env.user("bob").await;
+    let c = &env.client;
+    for (name, visibility) in [
+        ("private", Visibility::Private),
+        ("public", Visibility::Public),
+        ("shared", Visibility::Private),
+    ] {
+        env.accounts
+            .create_repository(&alice, c, "alice", name, visibility)
+            .await
+            .unwrap();
+    }
+    env.accounts
+        .set_user_grant(&alice, c, "alice/shared", "bob", RepoRole::Read)
+        .await
+        .unwrap();
+    let accounts = &env.accounts;
+    let visible = async |who: &Identity| -> Vec<String> {
+        let repos = accounts.visible_repositories(who, "alice").await.unwrap();
+        repos.into_iter().map(|r| r.name).collect()
+    };
+    assert_eq!(
+        visible(&alice).await,
+        ["alice/private", "alice/public", "alice/shared"]
+    );
+    assert_eq!(visible(&bob).await, ["alice/public", "alice/shared"]);
+    assert_eq!(visible(&Identity::anonymous()).await, ["alice/public"]);
+    assert!(
+        env.accounts
+            .visible_repositories(&bob, "nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
