@@ -199,6 +199,34 @@ fn commit(upload: &Path, size: u64, target: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Blobs under `root` (`<algorithm>/<xx>/<hex>`) last modified before `cutoff`; files whose
+/// names are not digests (none are written there) are left out.
+fn list_blobs(root: &Path, cutoff: SystemTime) -> Result<Vec<(Digest, u64)>, StorageError> {
+    let mut found = Vec::new();
+    for algorithm in std::fs::read_dir(root)? {
+        let algorithm = algorithm?;
+        let Some(alg) = algorithm.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        for fan_out in std::fs::read_dir(algorithm.path())? {
+            for blob in std::fs::read_dir(fan_out?.path())? {
+                let blob = blob?;
+                let meta = blob.metadata()?;
+                let digest = blob
+                    .file_name()
+                    .to_str()
+                    .and_then(|hex| format!("{alg}:{hex}").parse::<Digest>().ok());
+                if let Some(digest) = digest
+                    && meta.modified()? < cutoff
+                {
+                    found.push((digest, meta.len()));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
@@ -318,6 +346,11 @@ impl BlobStore for FsBlobStore {
             stream: Box::pin(ReaderStream::with_capacity(file.take(size), READ_CHUNK)),
             state: state.to_vec(),
         })
+    }
+
+    async fn committed_blobs(&self, age: Duration) -> Result<Vec<(Digest, u64)>, StorageError> {
+        let root = self.blobs.clone();
+        blocking(move || list_blobs(&root, SystemTime::now() - age)).await
     }
 
     async fn idle_uploads(&self, age: Duration) -> Result<Vec<String>, StorageError> {

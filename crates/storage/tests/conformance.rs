@@ -90,6 +90,7 @@ on_every_backend!(
     empty_blob,
     aborted_and_idle_uploads,
     bad_upload_ids_are_refused,
+    committed_blobs_are_listed_by_age,
 );
 
 /// `data` as a request body arriving in pieces of at most 256 KiB.
@@ -390,6 +391,38 @@ async fn aborted_and_idle_uploads(f: &Fixture) {
     store.abort_upload("idle-b", None).await.unwrap();
     store.abort_upload("idle-b", None).await.unwrap();
     assert!(store.idle_uploads(Duration::ZERO).await.unwrap().is_empty());
+}
+
+async fn committed_blobs_are_listed_by_age(f: &Fixture) {
+    let store = &*f.store;
+    assert!(
+        store
+            .committed_blobs(Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (a, da) = upload(store, "listed-a", &[b"first".to_vec()]).await;
+    let (_, db) = upload(store, "listed-b", &[b"second blob".to_vec()]).await;
+    // Uploads in progress are not blobs.
+    store.begin_upload("listed-c").await.unwrap();
+    let mut listed = store.committed_blobs(Duration::ZERO).await.unwrap();
+    listed.sort();
+    let mut expected = vec![(da.clone(), a.len() as u64), (db, 11)];
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(
+        store
+            .committed_blobs(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete(&da).await.unwrap();
+    assert_eq!(
+        store.committed_blobs(Duration::ZERO).await.unwrap().len(),
+        1
+    );
 }
 
 async fn bad_upload_ids_are_refused(f: &Fixture) {

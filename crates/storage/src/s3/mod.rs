@@ -630,6 +630,29 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    async fn committed_blobs(&self, age: Duration) -> Result<Vec<(Digest, u64)>, StorageError> {
+        let cutoff = cutoff_millis(age);
+        let root = Path::from(format!("{}blobs", self.prefix));
+        let mut found = Vec::new();
+        let mut listed = self.s3.list(Some(&root));
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            let mut parts = meta.location.prefix_match(&root).into_iter().flatten();
+            let digest = match (parts.next(), parts.next(), parts.next()) {
+                (Some(alg), Some(hex), None) => format!("{}:{}", alg.as_ref(), hex.as_ref())
+                    .parse::<Digest>()
+                    .ok(),
+                _ => None,
+            };
+            if let Some(digest) = digest
+                && meta.last_modified.timestamp_millis() < cutoff
+            {
+                found.push((digest, meta.size));
+            }
+        }
+        Ok(found)
+    }
+
     async fn idle_uploads(&self, age: Duration) -> Result<Vec<String>, StorageError> {
         let cutoff = cutoff_millis(age);
         let root = self.uploads_root();
