@@ -22,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bulwark_meta::{IdentityStore, SigningKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -301,18 +302,14 @@ impl KeyRing {
         if header.alg != Algorithm::ES256 {
             return Err(invalid("the algorithm must be ES256"));
         }
+        // Signed statements (`sign_statement`) name their own type.
+        if header.typ.as_deref().is_some_and(|t| t != "JWT") {
+            return Err(invalid("not a token"));
+        }
         let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
-        let key = match self.keys().by_kid.get(&kid) {
-            Some(key) => key.clone(),
-            None => {
-                self.reload_for_unknown_kid();
-                self.keys()
-                    .by_kid
-                    .get(&kid)
-                    .cloned()
-                    .ok_or_else(|| invalid("unknown signing key"))?
-            }
-        };
+        let key = self
+            .known_key(&kid)
+            .ok_or_else(|| invalid("unknown signing key"))?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
@@ -337,6 +334,62 @@ impl KeyRing {
             }));
         }
         Ok(data.claims)
+    }
+
+    /// The key `kid`, reloading the ring once if it is unknown (another node may have
+    /// rotated).
+    fn known_key(&self, kid: &str) -> Option<Arc<Key>> {
+        if let Some(key) = self.keys().by_kid.get(kid) {
+            return Some(key.clone());
+        }
+        self.reload_for_unknown_kid();
+        self.keys().by_kid.get(kid).cloned()
+    }
+
+    /// Signs a statement that is not a token (an action-log checkpoint) as a compact JWS
+    /// whose `typ` header names its kind, so that neither can pass for the other (tokens
+    /// carry `typ: JWT`).
+    pub fn sign_statement<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, AuthError> {
+        let keys = self.keys();
+        let key = keys
+            .signing
+            .as_ref()
+            .ok_or_else(|| AuthError::Crypto("no signing key".into()))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| AuthError::Crypto(format!("signing a statement: {e}")))
+    }
+
+    /// Verifies a statement made by [`KeyRing::sign_statement`] with `typ`, by any known key
+    /// (retired keys too: old statements stay verifiable). Statements do not expire.
+    pub fn verify_statement<T: DeserializeOwned>(
+        &self,
+        typ: &str,
+        jws: &str,
+    ) -> Result<T, AuthError> {
+        let invalid = |why: &str| AuthError::InvalidToken(why.to_owned());
+        let header =
+            jsonwebtoken::decode_header(jws).map_err(|_| invalid("malformed statement"))?;
+        if header.alg != Algorithm::ES256 {
+            return Err(invalid("the algorithm must be ES256"));
+        }
+        if header.typ.as_deref() != Some(typ) {
+            return Err(invalid("not a statement of this type"));
+        }
+        let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
+        let key = self
+            .known_key(&kid)
+            .ok_or_else(|| invalid("unknown signing key"))?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        jsonwebtoken::decode::<T>(jws, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| invalid("bad signature or malformed statement"))
     }
 
     /// Reloads the keys now, at most once per [`RELOAD_INTERVAL`]. Verification is

@@ -196,6 +196,11 @@ impl Authenticator {
         &self.settings
     }
 
+    /// The signing keys (action-log checkpoints are signed with them too).
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
     pub fn store(&self) -> &Arc<dyn IdentityStore> {
         &self.store
     }

@@ -4,6 +4,7 @@
 //! `Any` driver so that one body of SQL and one test suite serve SQLite (the embedded
 //! default) and PostgreSQL (scale-out), each with its own migrations.
 
+mod audit;
 mod identity;
 mod jobs;
 mod lifecycle;
@@ -13,6 +14,10 @@ mod sql_lifecycle;
 
 use bulwark_oci::{Digest, Reference};
 
+pub use audit::{
+    AuditCheckpoint, AuditCount, AuditEntry, AuditFilter, AuditPage, AuditRecord, AuditStore,
+    ChainHash, CheckpointKind,
+};
 pub use identity::{
     Account, AccountKind, Grant, Grantee, IdentityStore, NewAccount, PasswordRecord, RepoRole,
     RepositoryAccessFacts, RepositoryInfo, RobotRecord, SigningKey, Team, TeamRole, TokenKind,
