@@ -39,7 +39,11 @@ impl Api {
     fn start(env: &[(&str, &str)]) -> Api {
         Api {
             server: TestServer::start_with(BIN, &[], env),
-            http: reqwest::Client::new(),
+            // Loopback only: never through a proxy from the environment.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
         }
     }
 
