@@ -12,6 +12,7 @@ mkdir -p "$cache"
 declare -A debs=(
   [skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci
   [docker-registry]=docker-registry [wrk]=wrk [curl]=curl [openssl]=openssl
+  [rsyslogd]=rsyslog
 )
 missing=()
 for cmd in "${!debs[@]}"; do
