@@ -32,6 +32,18 @@ pub enum RegistryError {
     ManifestReferencesMissing(Vec<Digest>),
     #[error("manifest invalid: {0}")]
     ManifestInvalid(String),
+    #[error("tag {0:?} is immutable: it cannot be moved, deleted or expire")]
+    TagImmutable(String),
+    #[error("tag {tag:?} did not point at {digest} within the time machine window")]
+    NotInHistory { tag: String, digest: Digest },
+    #[error("a time machine window of {secs} seconds is not allowed (allowed: {allowed:?})")]
+    WindowNotAllowed { secs: u64, allowed: Vec<u64> },
+    #[error("invalid immutability rule: {0}")]
+    InvalidRule(String),
+    #[error("immutability rule {0} not found")]
+    RuleUnknown(i64),
+    #[error("the blob is being garbage collected; retry")]
+    Busy,
     #[error("the request body could not be read: {0}")]
     Body(std::io::Error),
     #[error(transparent)]
@@ -45,6 +57,8 @@ impl From<MetaError> for RegistryError {
         match e {
             MetaError::MissingReferences(d) => RegistryError::ManifestReferencesMissing(d),
             e @ MetaError::SizeMismatch { .. } => RegistryError::ManifestInvalid(e.to_string()),
+            MetaError::ImmutableTag(tag) => RegistryError::TagImmutable(tag),
+            MetaError::BlobDeleting(_) => RegistryError::Busy,
             e => RegistryError::Meta(e),
         }
     }
@@ -72,6 +86,14 @@ impl RegistryError {
             RegistryError::ManifestReferencesMissing(_) => ErrorCode::ManifestBlobUnknown,
             RegistryError::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
             RegistryError::Body(_) => ErrorCode::BlobUploadInvalid,
+            RegistryError::TagImmutable(_) => ErrorCode::Denied,
+            RegistryError::NotInHistory { .. } => ErrorCode::ManifestUnknown,
+            RegistryError::Busy => ErrorCode::TooManyRequests,
+            // Management API only: no distribution-spec code says "bad setting".
+            RegistryError::WindowNotAllowed { .. } | RegistryError::InvalidRule(_) => {
+                ErrorCode::Unsupported
+            }
+            RegistryError::RuleUnknown(_) => ErrorCode::NameUnknown,
             RegistryError::Storage(StorageError::UploadNotFound) => ErrorCode::BlobUploadUnknown,
             RegistryError::Storage(_) | RegistryError::Meta(_) => return None,
         })

@@ -3,18 +3,26 @@
 
 mod body;
 mod error;
+mod gc;
+mod lifecycle;
 mod manifests;
 mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulwark_events::{EventSink, LogSink};
 use bulwark_meta::MetaStore;
 use bulwark_oci::{OciError, RepoName};
 use bulwark_storage::BlobStore;
 
+pub use bulwark_meta::{ImmutabilityRule, TagRecord};
 pub use bulwark_storage::ByteStream;
 pub use error::RegistryError;
+pub use gc::GcReport;
+pub use lifecycle::{
+    EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, parse_duration,
+};
 pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
 pub use uploads::{BlobRead, ByteRange, MountOutcome, UploadState};
 
@@ -56,6 +64,9 @@ pub struct Registry {
     limits: Limits,
     /// Serializes requests on one upload session within this process (see `uploads`).
     upload_locks: uploads::UploadLocks,
+    lifecycle: LifecycleSettings,
+    /// Where lifecycle changes and collections are reported.
+    events: Arc<dyn EventSink>,
 }
 
 impl Registry {
@@ -65,7 +76,23 @@ impl Registry {
             blobs,
             limits,
             upload_locks: uploads::UploadLocks::default(),
+            lifecycle: LifecycleSettings::default(),
+            events: Arc::new(LogSink),
         }
+    }
+
+    pub fn with_lifecycle(mut self, settings: LifecycleSettings) -> Self {
+        self.lifecycle = settings;
+        self
+    }
+
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    pub fn lifecycle(&self) -> &LifecycleSettings {
+        &self.lifecycle
     }
 
     pub fn limits(&self) -> &Limits {

@@ -1,6 +1,6 @@
 //! Manifests, tags, the catalog and the referrers API.
 
-use bulwark_meta::{NewManifest, Page, StoredManifest};
+use bulwark_meta::{NewManifest, Page, StoredManifest, TagOptions};
 use bulwark_oci::{
     Descriptor, Digest, ManifestKind, ParsedManifest, Reference, RepoName, media_types,
 };
@@ -58,7 +58,7 @@ impl Registry {
             });
         }
         let parsed = ParsedManifest::parse(content_type, body)?;
-        let (digest, tag) = match reference {
+        let (digest, tag_ref) = match reference {
             Reference::Digest(expected) => {
                 let actual = expected.same_algorithm_of(body);
                 if actual != *expected {
@@ -69,7 +69,11 @@ impl Registry {
                 }
                 (actual, None)
             }
-            Reference::Tag(tag) => (Digest::sha256_of(body), Some(tag.as_str())),
+            Reference::Tag(tag) => (Digest::sha256_of(body), Some(tag)),
+        };
+        let options = match tag_ref {
+            Some(tag) => self.push_tag_options(repo, tag, &parsed).await?,
+            None => TagOptions::default(),
         };
         let mut blobs: Vec<(&Digest, u64)> = parsed
             .required_blobs()
@@ -91,18 +95,21 @@ impl Registry {
             .map(|a| serde_json::to_string(a).expect("string maps serialize"));
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
         self.meta
-            .put_manifest(NewManifest {
-                repository: repo.as_str(),
-                digest: &digest,
-                media_type: &parsed.media_type,
-                artifact_type: parsed.effective_artifact_type(),
-                subject: subject.as_ref(),
-                annotations_json,
-                content: body,
-                blobs,
-                children,
-                tag,
-            })
+            .put_manifest_with(
+                NewManifest {
+                    repository: repo.as_str(),
+                    digest: &digest,
+                    media_type: &parsed.media_type,
+                    artifact_type: parsed.effective_artifact_type(),
+                    subject: subject.as_ref(),
+                    annotations_json,
+                    content: body,
+                    blobs,
+                    children,
+                    tag: tag_ref.map(|t| t.as_str()),
+                },
+                options,
+            )
             .await?;
         Ok(ManifestPut { digest, subject })
     }
@@ -125,7 +132,7 @@ impl Registry {
     }
 
     /// `err`, or `NameUnknown` when the repository itself does not exist.
-    async fn missing(
+    pub(crate) async fn missing(
         &self,
         repo: &RepoName,
         err: RegistryError,
@@ -230,7 +237,6 @@ impl Registry {
 fn is_manifest(d: &Descriptor) -> bool {
     media_types::ALL_MANIFESTS.contains(&d.media_type.as_str())
 }
-
 
 /// Content negotiation: serve the stored type if the client accepts it, or if the client
 /// names no manifest type at all (older clients send only `application/json` or nothing).

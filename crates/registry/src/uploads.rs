@@ -19,6 +19,12 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::body::{Metered, into_tally};
 use crate::{ByteStream, ReadCheck, Registry, RegistryError};
 
+/// How long an upload waits for collection to finish deleting the bytes it is about to
+/// commit (each deletion is a few storage calls; a crashed collection resumes on its next
+/// run, and meanwhile the push is refused with a retryable error).
+const ANNOUNCE_ATTEMPTS: u32 = 100;
+const ANNOUNCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Where an upload stands: its id and how many bytes it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadState {
@@ -298,6 +304,7 @@ impl Registry {
                 actual,
             });
         }
+        self.announce(id, digest).await?;
         self.blobs.commit_upload(id, &state, size, digest).await?;
         self.meta
             .complete_upload(id, repo.as_str(), digest, size)
@@ -351,7 +358,7 @@ impl Registry {
             .put_blob_as(&id, &mut state, repo, digest, declared_len, body)
             .await;
         if result.is_err() {
-            self.blobs.abort_upload(&id, Some(&state)).await?;
+            self.discard_upload(&id, Some(&state)).await?;
         }
         result
     }
@@ -386,11 +393,13 @@ impl Registry {
                 actual,
             });
         }
+        self.announce(id, digest).await?;
         self.blobs
             .commit_upload(id, state, appended.size, digest)
             .await?;
+        // No session to remove: this links the blob and drops the intent.
         self.meta
-            .link_blob(repo.as_str(), digest, appended.size)
+            .complete_upload(id, repo.as_str(), digest, appended.size)
             .await?;
         Ok(())
     }
@@ -425,19 +434,42 @@ impl Registry {
                 continue;
             }
             if let Some(size) = self.meta.repository_blob(source.as_str(), digest).await? {
-                self.meta.link_blob(repo.as_str(), digest, size).await?;
-                return Ok(MountOutcome::Mounted);
+                match self.meta.link_blob(repo.as_str(), digest, size).await {
+                    Ok(()) => return Ok(MountOutcome::Mounted),
+                    // Its bytes are being collected: the client uploads it again.
+                    Err(bulwark_meta::MetaError::BlobDeleting(_)) => break,
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(MountOutcome::Upload(self.start_upload(repo).await?))
     }
 
-    /// Size of a blob visible in `repo`.
+    /// Size of a blob visible in `repo`, for a client checking whether to upload it (a
+    /// `HEAD`): a yes keeps the blob from collection for at least half the grace period,
+    /// in which the client can push the manifest that references it.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
+        let half_grace = i64::try_from(self.lifecycle.gc_grace.as_millis() / 2).unwrap_or(i64::MAX);
         self.meta
-            .repository_blob(repo.as_str(), digest)
+            .touch_repository_blob(
+                repo.as_str(),
+                digest,
+                now_millis().saturating_sub(half_grace),
+            )
             .await?
             .ok_or(RegistryError::BlobUnknown)
+    }
+
+    /// Announces that upload `id` commits bytes under `digest`, waiting while collection
+    /// deletes that blob's bytes (a few storage calls).
+    async fn announce(&self, id: &str, digest: &Digest) -> Result<(), RegistryError> {
+        for _ in 0..ANNOUNCE_ATTEMPTS {
+            if self.meta.announce_blob(id, digest).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(ANNOUNCE_PAUSE).await;
+        }
+        Err(RegistryError::Busy)
     }
 
     pub async fn read_blob(
@@ -446,7 +478,11 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobRead, RegistryError> {
-        let size = self.blob_size(repo, digest).await?;
+        let size = self
+            .meta
+            .repository_blob(repo.as_str(), digest)
+            .await?
+            .ok_or(RegistryError::BlobUnknown)?;
         if let Some(url) = self.blobs.download_url(digest).await? {
             return Ok(BlobRead::Redirect(url));
         }
