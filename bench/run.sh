@@ -11,17 +11,22 @@ BULWARK_LOG__ACCESS=false BULWARK_LOG__LEVEL=warn \
 bulwark_pid=$!
 trap 'kill $peer_pid $bulwark_pid 2>/dev/null || true' EXIT
 for port in 5101 5102; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    curl -sf -u "admin:$BULWARK_ADMIN_PASSWORD" "http://127.0.0.1:$port/v2/" >/dev/null && break
+    sleep 0.1
+  done
 done
 
 "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5101 --pid "$peer_pid" \
   --label distribution --json-out "$OUT/peer.json" "$@" || echo "peer run reported errors"
 "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5102 --pid "$bulwark_pid" \
+  --user admin --password "$BULWARK_ADMIN_PASSWORD" \
   --label bulwark --json-out "$OUT/bulwark.json" "$@" || echo "bulwark run reported errors"
 "$venv/bin/python" "$harness/regbench.py" --compare "$OUT/peer.json" "$OUT/bulwark.json" | tee "$OUT/compare.md"
 if command -v wrk >/dev/null && [ -z "${NO_WRK:-}" ]; then
   python3 bench/wrk.py "distribution=http://127.0.0.1:5101=$peer_pid=$OUT/peer.json" \
-    "bulwark=http://127.0.0.1:5102=$bulwark_pid=$OUT/bulwark.json" | tee "$OUT/wrk.md"
+    "bulwark=http://127.0.0.1:5102=$bulwark_pid=$OUT/bulwark.json" \
+    --user admin --password "$BULWARK_ADMIN_PASSWORD" | tee "$OUT/wrk.md"
 fi
 bench/pull_ceiling.sh http://127.0.0.1:5102 "$OUT/ceiling" | tee "$OUT/ceiling.md"
 echo "bulwark peak RSS over the whole run (VmHWM): $(grep VmHWM /proc/$bulwark_pid/status)"

@@ -39,8 +39,10 @@ for port in 5102 5103; do
 done
 
 "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5102 --pid "$embedded_pid" \
+  --user admin --password "$BULWARK_ADMIN_PASSWORD" \
   --label embedded --json-out "$OUT/embedded.json" "$@" || echo "embedded run reported errors"
 "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5103 --pid "$scaleout_pid" \
+  --user admin --password "$BULWARK_ADMIN_PASSWORD" \
   --label scale-out --json-out "$OUT/scaleout.json" "$@" || echo "scale-out run reported errors"
 "$venv/bin/python" "$harness/regbench.py" --compare "$OUT/embedded.json" "$OUT/scaleout.json" | tee "$OUT/compare.md"
 echo "peak RSS (VmHWM): embedded $(grep VmHWM /proc/$embedded_pid/status | awk '{print $2, $3}')," \

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Cross-checks request rates with wrk and reports server CPU per request.
 
-Usage: wrk.py LABEL=URL=PID [...] --paths-from RESULTS.json
+Usage: wrk.py LABEL=URL=PID=RESULTS_JSON [...] [--user USER --password PASSWORD]
 For each server and each of the manifest_get / blob_head paths that regbench recorded, runs
 `wrk -t1 -c64 -d15s` and reads the server's CPU time from /proc before and after. wrk cannot
 parse bodiless HEAD responses that carry a Content-Length, so the blob is fetched with GET
-(64 KiB per response): a heavier request than regbench's HEAD.
+(64 KiB per response): a heavier request than regbench's HEAD. A server that challenges is
+sent a token for the path, as regbench is (registry_auth.py).
 """
 import argparse
 import json
 import os
 import re
 import subprocess
+
+from registry_auth import authorization
 
 ACCEPT = ("application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json,"
           "application/vnd.docker.distribution.manifest.v2+json")
@@ -23,8 +26,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(url, pid, method, path, seconds):
+def run(url, pid, method, path, seconds, user, password):
     script = f"wrk.method = '{method}'\nwrk.headers['Accept'] = '{ACCEPT}'\n"
+    auth = authorization(url + path, user, password)
+    if auth:
+        script += f"wrk.headers['Authorization'] = '{auth}'\n"
     lua = f"/tmp/wrk-{os.getpid()}.lua"
     with open(lua, "w") as f:
         f.write(script)
@@ -43,6 +49,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("servers", nargs="+", help="LABEL=URL=PID=RESULTS_JSON")
     p.add_argument("--seconds", type=int, default=15)
+    p.add_argument("--user")
+    p.add_argument("--password")
     args = p.parse_args()
     rows = []
     for spec in args.servers:
@@ -53,7 +61,8 @@ def main():
             name, path = sc.get("scenario"), sc.get("path")
             if name in ("manifest_get", "blob_head") and path:
                 shown = "manifest GET" if name == "manifest_get" else "blob GET (64 KiB)"
-                rows.append((shown, label, run(url, int(pid), "GET", path, args.seconds)))
+                r = run(url, int(pid), "GET", path, args.seconds, args.user, args.password)
+                rows.append((shown, label, r))
     print("| request (wrk -t1 -c64) | server | req/s | server CPU ms/req | non-2xx |")
     print("|---|---|---|---|---|")
     for name, label, r in rows:

@@ -4,7 +4,7 @@
 #[path = "common/clients.rs"]
 mod clients;
 
-use bulwark_testkit::TestServer;
+use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
 use clients::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -19,7 +19,8 @@ async fn oras_push_pull_tags_referrers() {
     let stdout = run(tokio::process::Command::new(&python)
         .arg(&script)
         .arg(&server.host)
-        .arg(work.path()))
+        .arg(work.path())
+        .args(["admin", ADMIN_PASSWORD]))
     .await;
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("script output is not its JSON report ({e}):\n{stdout}"));

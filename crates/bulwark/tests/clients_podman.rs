@@ -1,10 +1,10 @@
 //! podman and buildah against the real binary, each with its own temporary storage (vfs
-//! driver, as root, no daemon).
+//! driver, as root, no daemon) and auth file, logged in as the superuser with `login`.
 
 #[path = "common/clients.rs"]
 mod clients;
 
-use bulwark_testkit::TestServer;
+use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
 use clients::*;
 
 /// Config digest of a served manifest: the image id that podman reports.
@@ -30,6 +30,7 @@ async fn podman_pull_tag_push_and_pull_back() {
     .await;
 
     let first = Tool::new("podman");
+    first.login(host, "admin", ADMIN_PASSWORD).await;
     let pulled = format!("{host}/base/py:1");
     first
         .run(&["pull", "--quiet", "--tls-verify=false", &pulled])
@@ -88,6 +89,7 @@ async fn podman_pull_tag_push_and_pull_back() {
     assert_eq!(tags["pod/py"], ["2", "docker"]);
 
     let second = Tool::new("podman");
+    second.login(host, "admin", ADMIN_PASSWORD).await;
     for (tag, digest) in &pushed {
         let reference = format!("{host}/pod/py:{tag}");
         second
@@ -118,6 +120,7 @@ async fn buildah_scratch_image_push_and_pull_with_skopeo() {
     let http = http();
     let host = &server.host;
     let buildah = Tool::new("buildah");
+    buildah.login(host, "admin", ADMIN_PASSWORD).await;
     let work = tempfile::tempdir().unwrap();
     let content = format!(
         "built by buildah for bulwark at {:?}\n",
@@ -222,6 +225,7 @@ async fn podman_manifest_list_push_and_platform_pull() {
     }
 
     let podman = Tool::new("podman");
+    podman.login(host, "admin", ADMIN_PASSWORD).await;
     podman.run(&["manifest", "create", "bulwark-list"]).await;
     let add = |image: String, arch: &'static str| {
         let podman = &podman;
@@ -282,6 +286,7 @@ async fn podman_manifest_list_push_and_platform_pull() {
     );
 
     let puller = Tool::new("podman");
+    puller.login(host, "admin", ADMIN_PASSWORD).await;
     let reference = format!("{host}/multi/list:1");
     puller
         .run(&[

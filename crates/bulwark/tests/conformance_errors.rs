@@ -147,6 +147,13 @@ async fn every_error_is_a_spec_error_document() {
             vec![],
             vec![],
         ),
+        // Wrong credentials (admin:wrong-password) in place of the client's own: 401.
+        (
+            Method::GET,
+            format!("/v2/{REPO}/tags/list"),
+            vec![("authorization", "Basic YWRtaW46d3JvbmctcGFzc3dvcmQ=")],
+            vec![],
+        ),
     ];
     for (method, path, headers, body) in requests {
         let mut req = r.req(method, &path).body(body);

@@ -4,6 +4,7 @@
 
 mod common;
 
+use bulwark_testkit::admin_basic_auth;
 use common::*;
 use futures::stream;
 
@@ -169,8 +170,10 @@ async fn single_post_with_body_shorter_than_content_length_is_size_invalid() {
     let digest = Digest::sha256_of(&data);
     let mut request = format!(
         "POST /v2/{REPO}/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: 20\r\n\r\n",
-        r.host()
+         Authorization: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: 20\r\n\r\n",
+        r.host(),
+        admin_basic_auth()
     )
     .into_bytes();
     request.extend_from_slice(&data);
@@ -343,10 +346,11 @@ async fn put_with_body_shorter_than_content_length_is_size_invalid() {
     let digest = Digest::sha256_of(&data);
     let location = r.start_upload(REPO).await;
     let mut request = format!(
-        "PUT {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
-         Content-Length: 25\r\n\r\n",
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 25\r\n\r\n",
         with_digest(&location, &digest),
-        r.host()
+        r.host(),
+        admin_basic_auth()
     )
     .into_bytes();
     request.extend_from_slice(&data);

@@ -11,7 +11,7 @@ mod clients;
 
 use std::time::Duration;
 
-use bulwark_testkit::{TestServer, postgres_database, pseudo_random, s3_place};
+use bulwark_testkit::{ADMIN_PASSWORD, TestServer, postgres_database, pseudo_random, s3_place};
 use clients::*;
 
 const MIB: usize = 1024 * 1024;
@@ -105,6 +105,9 @@ async fn podman_pulls_and_pushes_through_different_nodes() {
     skopeo_push(a, "debian12-python", "multi/py").await;
 
     let podman = Tool::new("podman");
+    for node in [b, c] {
+        podman.login(&node.host, "admin", ADMIN_PASSWORD).await;
+    }
     let from_b = format!("{}/multi/py:debian12-python", b.host);
     let to_c = format!("{}/podman/py:1", c.host);
     podman
@@ -288,7 +291,7 @@ async fn blob_downloads_redirect_to_presigned_urls() {
     let want = Layout::fixtures().image(tag);
     skopeo_push(a, tag, "multi/redirect").await;
     let layer = &want.layers[0];
-    let plain = reqwest::Client::builder()
+    let plain = http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -4,7 +4,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bulwark_testkit::TestServer;
+use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
+
+#[path = "common/clients.rs"]
+mod clients;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 
@@ -76,7 +79,7 @@ fn a_misspelt_key_is_refused_with_its_name() {
 #[tokio::test]
 async fn health_metrics_and_request_ids() {
     let server = TestServer::start(BIN);
-    let http = reqwest::Client::new();
+    let http = clients::http();
     let get = |path: &str| http.get(format!("{}{path}", server.url)).send();
 
     let health = get("/healthz").await.unwrap();
@@ -154,8 +157,9 @@ fn serves_tls_when_a_certificate_is_configured() {
     );
     assert!(server.url.starts_with("https://"), "{}", server.url);
     // curl checks the certificate against the one we made: a real TLS handshake.
+    let credentials = format!("admin:{ADMIN_PASSWORD}");
     let out = Command::new("curl")
-        .args(["-sS", "-i", "--cacert"])
+        .args(["-sS", "-i", "-u", &credentials, "--cacert"])
         .arg(&cert)
         .arg(format!("{}/v2/", server.url))
         .output()
@@ -171,9 +175,11 @@ fn serves_tls_when_a_certificate_is_configured() {
         text.to_ascii_lowercase()
             .contains("docker-distribution-api-version: registry/2.0")
     );
-    // Plain HTTP to the TLS port is not served.
+    // Plain HTTP to the TLS port is not served (with credentials, so that serving it would
+    // answer 200).
     let plain = Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-u", &credentials])
         .arg(format!("http://{}/v2/", server.host))
         .output()
         .expect("curl");
@@ -183,7 +189,7 @@ fn serves_tls_when_a_certificate_is_configured() {
 #[tokio::test]
 async fn abandoned_uploads_are_purged() {
     let server = TestServer::start_with(BIN, &[], &[("BULWARK_LIMITS__UPLOAD_TTL_SECS", "1")]);
-    let http = reqwest::Client::new();
+    let http = clients::http();
     let started = http
         .post(format!("{}/v2/purge/me/blobs/uploads/", server.url))
         .send()
@@ -241,7 +247,7 @@ fn one_process_per_data_directory() {
 async fn serves_with_postgresql_metadata() {
     let url = bulwark_testkit::postgres_database();
     let server = TestServer::start_with(BIN, &[], &[("BULWARK_DATABASE__URL", &url)]);
-    let http = reqwest::Client::new();
+    let http = clients::http();
     let blob = b"layer bytes on postgres".to_vec();
     let digest = bulwark_oci::Digest::sha256_of(&blob);
     let put = http
@@ -273,7 +279,7 @@ async fn serves_with_postgresql_metadata() {
 #[tokio::test]
 async fn background_jobs_are_listed_by_the_api() {
     let server = TestServer::start_with(BIN, &[], &[("BULWARK_LIMITS__UPLOAD_TTL_SECS", "4")]);
-    let http = reqwest::Client::new();
+    let http = clients::http();
     let deadline = Instant::now() + Duration::from_secs(30);
     let job = loop {
         let list: serde_json::Value = http

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """oras-py (OrasClient) against a running Bulwark registry.
 
-Usage: oras_roundtrip.py HOST:PORT WORKDIR
+Usage: oras_roundtrip.py HOST:PORT WORKDIR USERNAME PASSWORD
 
 Pushes artifacts (files with their own media types, a directory, a custom config and
 manifest annotations; one push monolithic, one chunked), pulls them back and compares every
 file byte for byte, lists tags (all at once and page by page through Link headers), pushes
 an OCI 1.1 artifact manifest with an artifactType and a subject and finds it through the
-referrers API, and deletes a tag. Any failed check raises, so the exit status is non-zero.
+referrers API, and deletes a tag, logged in as USERNAME. Any failed check raises, so the
+exit status is non-zero.
 On success prints one JSON object for the Rust side to cross-check over HTTP.
 """
 
@@ -49,10 +50,22 @@ def write(path: str, data: bytes) -> bytes:
 
 
 def main() -> None:
-    host, work = sys.argv[1], sys.argv[2]
+    host, work, username, password = sys.argv[1:5]
     # oras-py only pushes files below the working directory.
     os.chdir(work)
-    client = oras.client.OrasClient(hostname=host, insecure=True)
+    # The basic backend answers each 401 with the credentials on /v2 itself. oras-py's token
+    # backend keeps a single token whatever its scope, so the pull-only token of a push's
+    # first request (HEAD of a blob) is sent again for the upload and refused (an open bug,
+    # oras-project/oras-py#187); skopeo, podman and buildah cover the token flow.
+    client = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
+    # Without a docker module, login only records the credentials, in this config file
+    # (never the user's own), and gives them to the backend.
+    client.login(
+        username=username,
+        password=password,
+        hostname=host,
+        config_path=os.path.join(work, "docker-config.json"),
+    )
     repo = f"{host}/artifacts/demo"
 
     # What gets pushed: files with and without their own media type, a directory (oras

@@ -13,7 +13,9 @@ use std::process::Output;
 use std::time::Duration;
 
 use bulwark_oci::{Algorithm, Digest, DigestHasher, media_types};
+use bulwark_testkit::{ADMIN_PASSWORD, admin_basic_auth};
 use futures::StreamExt;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -107,7 +109,8 @@ pub async fn run(cmd: &mut tokio::process::Command) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-/// A podman or buildah with private storage under a temporary directory, removed on drop.
+/// A podman or buildah with private storage and its own auth file under a temporary
+/// directory, removed on drop.
 pub struct Tool {
     name: &'static str,
     dir: tempfile::TempDir,
@@ -129,8 +132,24 @@ impl Tool {
             .arg("--runroot")
             .arg(self.dir.path().join("runroot"))
             .args(["--storage-driver", "vfs"])
-            .args(args);
+            .args(args)
+            // Credentials stay private to this tool, never in the user's own auth file.
+            .env("REGISTRY_AUTH_FILE", self.dir.path().join("auth.json"));
         cmd
+    }
+
+    /// `login` to `host` (plain HTTP), as users do before pulling and pushing.
+    pub async fn login(&self, host: &str, user: &str, password: &str) {
+        self.run(&[
+            "login",
+            "--tls-verify=false",
+            "--username",
+            user,
+            "--password",
+            password,
+            host,
+        ])
+        .await;
     }
 
     pub async fn run(&self, args: &[&str]) -> String {
@@ -154,14 +173,18 @@ impl Tool {
     }
 }
 
-/// `skopeo` with TLS verification off for both ends (the registry speaks plain HTTP).
+/// `skopeo` with TLS verification off for both ends (the registry speaks plain HTTP),
+/// authenticating as the superuser (skopeo ignores credentials for non-registry ends).
 pub fn skopeo(subcommand: &str) -> tokio::process::Command {
     require_tool("skopeo");
+    let creds = format!("admin:{ADMIN_PASSWORD}");
     let mut cmd = tokio::process::Command::new("skopeo");
     cmd.arg(subcommand);
     match subcommand {
-        "copy" => cmd.args(["--src-tls-verify=false", "--dest-tls-verify=false"]),
-        "inspect" | "list-tags" | "delete" => cmd.arg("--tls-verify=false"),
+        "copy" => cmd
+            .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+            .args(["--src-creds", &creds, "--dest-creds", &creds]),
+        "inspect" | "list-tags" | "delete" => cmd.args(["--tls-verify=false", "--creds", &creds]),
         _ => &mut cmd,
     };
     cmd
@@ -322,13 +345,19 @@ impl Layout {
     }
 }
 
-/// An HTTP client for the registry (never through a proxy).
-pub fn http() -> reqwest::Client {
+/// An HTTP client for the registry (never through a proxy) that authenticates every request
+/// as the superuser `admin`.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let auth = HeaderValue::from_str(&admin_basic_auth()).expect("header value");
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(120))
-        .build()
-        .expect("http client")
+        .default_headers(HeaderMap::from_iter([(AUTHORIZATION, auth)]))
+}
+
+/// [`http_builder`]'s client.
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("http client")
 }
 
 /// The sum of the Prometheus series `name` whose labels include every pair of `labels`.

@@ -14,6 +14,8 @@ pub use serde_json::{Value, json};
 use bulwark_testkit::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod clients;
+
 pub const REPO: &str = "conformance/test";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -38,7 +40,7 @@ pub const SPEC_ERROR_CODES: [&str; 14] = [
     "TOOMANYREQUESTS",
 ];
 
-/// A running registry and a client for it.
+/// A running registry and a client for it that authenticates as the superuser.
 pub struct Registry {
     server: TestServer,
     pub http: reqwest::Client,
@@ -52,7 +54,7 @@ impl Registry {
     /// Starts the server with `BULWARK_…` configuration overrides.
     pub fn start_with_env(env: &[(&str, &str)]) -> Registry {
         let server = TestServer::start_with(env!("CARGO_BIN_EXE_bulwark"), &[], env);
-        let http = reqwest::Client::builder()
+        let http = clients::http_builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");
@@ -178,7 +180,8 @@ impl Registry {
     }
 
     /// Sends `request` verbatim on a new connection, closes the sending side, and returns the
-    /// status and body of the answer: for requests a normal client refuses to make.
+    /// status and body of the answer: for requests a normal client refuses to make. Nothing
+    /// is added, credentials included.
     pub async fn raw(&self, request: &[u8]) -> (u16, Value) {
         let mut conn = tokio::net::TcpStream::connect(&self.server.host)
             .await
