@@ -46,14 +46,14 @@ const MAX_REPOSITORY_LEN: usize = 255;
 /// dots are refused because Docker clients read a dotted first component as a registry
 /// host, and `+` (which the grammar refuses too) is what sets robot names apart.
 pub fn validate_namespace(name: &str) -> Result<(), AuthError> {
-    let valid = (2..=MAX_NAME_LEN).contains(&name.len())
+    let valid = (1..=MAX_NAME_LEN).contains(&name.len())
         && !name.contains(['/', '.'])
         && RepoName::parse(name, MAX_NAME_LEN).is_ok();
     if valid {
         Ok(())
     } else {
         Err(AuthError::Invalid(format!(
-            "invalid name {:?}: 2 to {MAX_NAME_LEN} characters, lowercase letters and digits \
+            "invalid name {:?}: 1 to {MAX_NAME_LEN} characters, lowercase letters and digits \
              separated by single `_`, `__` or runs of `-`",
             shown(name)
         )))
