@@ -1,5 +1,6 @@
 //! The `bulwark` binary: command line, configuration and wiring of the layers.
 
+mod admin;
 mod config;
 mod scan;
 mod serve;
@@ -21,6 +22,8 @@ enum Command {
     Serve(Overrides),
     /// Scan an image on disk for packages and vulnerabilities (no server needed).
     Scan(scan::ScanArgs),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(o) => serve::run(Config::load(&o)?),
         Command::Scan(args) => scan::run(args),
+        Command::Admin(command) => admin::run(command),
         Command::Config {
             command: ConfigCommand::Print(o),
         } => {

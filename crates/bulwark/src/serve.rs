@@ -27,7 +27,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
+pub(crate) fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log.level)
         .with_context(|| format!("invalid log.level {:?}", config.log.level))?;
     let builder = tracing_subscriber::fmt()
@@ -78,14 +78,31 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     Ok(file)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(&config)?;
+/// The metadata database and the account services over it, built the same way for `serve`
+/// and for the local administration commands, so both apply the same settings and emit
+/// events to the same sink.
+pub(crate) async fn open_accounts(
+    config: &Config,
+) -> anyhow::Result<(Arc<SqlMetaStore>, Arc<Accounts>)> {
     let meta = if config.database.url.is_empty() {
         SqlMetaStore::open_sqlite(&config.sqlite_path(), &config.sql_options()).await
     } else {
         SqlMetaStore::open(&config.database.url, &config.sql_options()).await
     }
     .context("opening the metadata database")?;
+    let meta = Arc::new(meta);
+    let events: Arc<dyn EventSink> = Arc::new(LogSink);
+    let auth = Arc::new(
+        Authenticator::new(meta.clone(), events, config.auth.settings())
+            .await
+            .context("loading the token signing keys")?,
+    );
+    Ok((meta, Arc::new(Accounts::new(auth))))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    let (meta, accounts) = open_accounts(&config).await?;
     let blobs: Arc<dyn BlobStore> = match config.s3_options() {
         Some(s3) => Arc::new(S3BlobStore::new(&s3).context("configuring S3 blob storage")?),
         None => Arc::new(
@@ -94,7 +111,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .context("opening blob storage")?,
         ),
     };
-    let meta = Arc::new(meta);
     let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_limits()));
 
     let prometheus = PrometheusBuilder::new()
@@ -107,13 +123,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let events: Arc<dyn EventSink> = Arc::new(LogSink);
-    let auth = Arc::new(
-        Authenticator::new(meta.clone(), events, config.auth.settings())
-            .await
-            .context("loading the token signing keys")?,
-    );
-    let accounts = Arc::new(Accounts::new(auth));
     bootstrap_admin(&accounts).await?;
     let state = bulwark_api::AppState::new(
         registry.clone(),
