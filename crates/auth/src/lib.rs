@@ -26,7 +26,7 @@ pub mod secret;
 mod service;
 
 pub use access::{Action, Resource};
-pub use accounts::Accounts;
+pub use accounts::{ADMIN_USER, Accounts, OWNERS_TEAM};
 pub use error::AuthError;
 pub use service::{AuthSettings, Authenticator, Channel, ClientInfo, RegistryToken, TokenResponse};
 

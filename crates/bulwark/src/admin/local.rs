@@ -19,10 +19,6 @@ use super::backend::{
 use crate::config::Config;
 use crate::serve;
 
-/// The superuser `serve` creates at first start: the account local commands act as, so
-/// that the events they emit name one.
-const OPERATOR: &str = "admin";
-
 pub struct Local {
     accounts: Arc<Accounts>,
     operator: Identity,
@@ -90,7 +86,7 @@ fn identity(user: Account, superuser: bool) -> Identity {
 
 /// `admin`, or if it is gone, the first enabled superuser.
 async fn operator(accounts: &Accounts) -> Result<Account> {
-    let user = match accounts.user(OPERATOR).await {
+    let user = match accounts.user(bulwark_auth::ADMIN_USER).await {
         Ok(user) => user,
         Err(AuthError::NotFound(_)) => accounts
             .users()

@@ -29,10 +29,6 @@ use self::local::Local;
 use self::remote::{Login, Remote};
 use crate::config::{Config, Overrides};
 
-/// The team every organization is created with, holding its owners (the management API
-/// documents it by this name).
-const OWNERS_TEAM: &str = "owners";
-
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Users: create, set passwords, list, enable, disable, delete.
@@ -614,8 +610,12 @@ async fn org(backend: &impl Backend, command: OrgCommand) -> Result<Output> {
 /// organization is deleted again rather than left with owners nobody asked for.
 async fn hand_over(backend: &impl Backend, org: &str, me: &str, owner: &str) -> Result<()> {
     let handed = async {
-        backend.add_member(org, OWNERS_TEAM, owner).await?;
-        backend.remove_member(org, OWNERS_TEAM, me).await
+        backend
+            .add_member(org, bulwark_auth::OWNERS_TEAM, owner)
+            .await?;
+        backend
+            .remove_member(org, bulwark_auth::OWNERS_TEAM, me)
+            .await
     }
     .await;
     let Err(e) = handed else {
