@@ -40,6 +40,8 @@ pub struct AppState {
     prometheus: Option<PrometheusHandle>,
     access_log: bool,
     request_ids: Arc<metrics::RequestIds>,
+    /// The stored action log, for its search routes; `None` when it is off.
+    action_log: Option<Arc<dyn bulwark_meta::AuditStore>>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             prometheus,
             access_log,
             request_ids: Arc::default(),
+            action_log: None,
         }
     }
 }
@@ -69,6 +72,12 @@ impl AppState {
     /// Sets the public base URL (`https://registry.example`) used in token challenges.
     pub fn with_external_url(mut self, url: Option<String>) -> Self {
         self.external_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Serves the action log's search routes from `store`.
+    pub fn with_action_log(mut self, store: Option<Arc<dyn bulwark_meta::AuditStore>>) -> Self {
+        self.action_log = store;
         self
     }
 

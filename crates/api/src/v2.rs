@@ -80,10 +80,20 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         .into_response(),
         Some(target) => {
             let (parts, body) = req.into_parts();
-            match admit(&state, &target, &parts).await {
-                Ok(caller) => handle(&state, &caller, target, Request::from_parts(parts, body))
-                    .await
-                    .unwrap_or_else(IntoResponse::into_response),
+            let audited = Audited::of(&target, &parts);
+            match V2Caller::from_request(&state, &parts).await {
+                Ok(caller) => {
+                    let resp = match admit(&state, &target, &parts, &caller).await {
+                        Ok(()) => handle(&state, &caller, target, Request::from_parts(parts, body))
+                            .await
+                            .unwrap_or_else(IntoResponse::into_response),
+                        Err(e) => e.into_response(),
+                    };
+                    if let Some(audited) = audited {
+                        audited.record(&state, &caller, &resp);
+                    }
+                    resp
+                }
                 Err(e) => e.into_response(),
             }
         }
@@ -131,20 +141,24 @@ fn requirement<'a>(target: &Target<'a>, method: &Method) -> Requirement<'a> {
 }
 
 /// Authenticates the caller and asks the authorization decision for what the request needs.
-async fn admit(state: &AppState, target: &Target<'_>, parts: &Parts) -> Result<V2Caller> {
-    let caller = V2Caller::from_request(state, parts).await?;
+async fn admit(
+    state: &AppState,
+    target: &Target<'_>,
+    parts: &Parts,
+    caller: &V2Caller,
+) -> Result<()> {
     match requirement(target, &parts.method) {
         Requirement::Authenticated if !caller.authenticated() => {
             Err(caller.refuse(state, parts, None))
         }
-        Requirement::Authenticated => Ok(caller),
+        Requirement::Authenticated => Ok(()),
         Requirement::Catalog => {
             let anonymous_refused =
                 caller.identity.account_id().is_none() && !state.auth.settings().anonymous_access;
             if anonymous_refused || !caller.may_list_catalog() {
                 Err(caller.refuse(state, parts, Some(CATALOG_SCOPE.to_owned())))
             } else {
-                Ok(caller)
+                Ok(())
             }
         }
         Requirement::Repository(name, action) => {
@@ -152,11 +166,73 @@ async fn admit(state: &AppState, target: &Target<'_>, parts: &Parts) -> Result<V
             // challenge never carries it.
             let repo = state.registry.repo_name(name)?;
             if caller.may(state, repo.as_str(), action).await? {
-                Ok(caller)
+                Ok(())
             } else {
                 Err(caller.refuse(state, parts, Some(repository_scope(repo.as_str(), action))))
             }
         }
+    }
+}
+
+/// A manifest pull (`GET`), push (`PUT`) or delete, for the action log: recorded once
+/// the response is known, as `pull`, `push`, `tag.delete` or `manifest.delete`, or that
+/// kind with `.failure` (refused or failed).
+struct Audited {
+    kind: &'static str,
+    repository: String,
+    reference: String,
+    client: bulwark_auth::ClientInfo,
+}
+
+impl Audited {
+    fn of(target: &Target<'_>, parts: &Parts) -> Option<Audited> {
+        let Target::Manifest(repository, reference) = *target else {
+            return None;
+        };
+        let kind = match parts.method {
+            Method::GET => "pull",
+            Method::PUT => "push",
+            Method::DELETE if reference.contains(':') => "manifest.delete",
+            Method::DELETE => "tag.delete",
+            // HEAD only checks for existence.
+            _ => return None,
+        };
+        Some(Audited {
+            kind,
+            repository: repository.to_owned(),
+            reference: reference.to_owned(),
+            client: crate::auth::client_info(parts),
+        })
+    }
+
+    fn record(self, state: &AppState, caller: &V2Caller, resp: &Response) {
+        let status = resp.status();
+        // A challenge to a caller without credentials: the client comes back with a token.
+        if status == StatusCode::UNAUTHORIZED && !caller.authenticated() {
+            return;
+        }
+        let kind = if status.is_success() {
+            self.kind.to_owned()
+        } else {
+            format!("{}.failure", self.kind)
+        };
+        let digest = resp
+            .headers()
+            .get(DIGEST_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let origin = bulwark_events::Origin {
+            address: self.client.address,
+            user_agent: self.client.user_agent,
+        };
+        let event = bulwark_events::Event::new(kind, caller.identity.actor(), origin)
+            .repository(&self.repository)
+            .target(self.reference.clone())
+            .details(serde_json::json!({
+                "reference": self.reference,
+                "digest": digest,
+                "status": status.as_u16(),
+            }));
+        state.auth.events().emit(event);
     }
 }
 

@@ -198,7 +198,7 @@ pub async fn export(
     store: &dyn AuditStore,
     scope: &Scope,
     query: &Query,
-    out: &mut (dyn std::io::Write + Send),
+    out: &mut dyn std::io::Write,
 ) -> Result<u64, AuditError> {
     let Some(filter) = filter(scope, query) else {
         return Ok(0);

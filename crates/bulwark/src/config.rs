@@ -24,6 +24,7 @@ pub struct Config {
     pub log: Log,
     pub jobs: Jobs,
     pub auth: Auth,
+    pub audit: Audit,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 }
@@ -173,6 +174,94 @@ impl Auth {
     }
 }
 
+/// The action log: every event (pushes, pulls, logins, permission changes…) stored in the
+/// metadata database, hash-chained, searchable at `/api/v1/…/logs` and with `bulwark logs`;
+/// optionally streamed to JSON Lines, syslog and Elasticsearch/OpenSearch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Store the action log in the metadata database.
+    pub enabled: bool,
+    /// Events waiting for delivery, per sink; beyond it they are dropped and counted
+    /// (`bulwark_audit_dropped_events_total`).
+    pub queue: usize,
+    /// Most events written at once.
+    pub batch: usize,
+    /// Longest an event waits before it is written: what a crash can lose.
+    pub flush_interval_ms: u64,
+    /// How often the chain head is signed with the registry's key.
+    pub checkpoint_secs: u64,
+    /// Entries older than this many days are deleted (behind a signed cut); 0 keeps all.
+    pub retention_days: u64,
+    /// Copy every event as a JSON line to this file (`-`: standard output); empty: none.
+    pub jsonl: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<AuditSyslog>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<AuditElasticsearch>,
+}
+
+/// Send every event to a syslog collector as RFC 5424.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSyslog {
+    pub address: SocketAddr,
+    /// `udp` or `tcp` (octet-counted frames).
+    pub transport: SyslogTransport,
+    /// 0-23; 13 is "log audit".
+    pub facility: u8,
+    /// The HOSTNAME of messages; empty: this machine's name.
+    pub hostname: String,
+    pub app_name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    Udp,
+    Tcp,
+}
+
+impl Default for AuditSyslog {
+    fn default() -> Self {
+        AuditSyslog {
+            address: "127.0.0.1:514".parse().expect("valid address"),
+            transport: SyslogTransport::Udp,
+            facility: 13,
+            hostname: String::new(),
+            app_name: "bulwark".into(),
+        }
+    }
+}
+
+/// Index every event in Elasticsearch or OpenSearch through the bulk API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditElasticsearch {
+    /// e.g. `https://search.example:9200`
+    pub url: String,
+    pub index: String,
+    pub username: String,
+    pub password: Secret,
+    /// Retries of a refused batch (429, 5xx, connection errors) before its events are
+    /// dropped and counted.
+    pub max_retries: u32,
+    pub timeout_secs: u64,
+}
+
+impl Default for AuditElasticsearch {
+    fn default() -> Self {
+        AuditElasticsearch {
+            url: String::new(),
+            index: "bulwark-audit".into(),
+            username: String::new(),
+            password: Secret::default(),
+            max_retries: 5,
+            timeout_secs: 30,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
@@ -241,13 +330,24 @@ impl Default for Config {
                 login_failures_before_backoff: 5,
                 max_login_backoff_secs: 300,
             },
+            audit: Audit {
+                enabled: true,
+                queue: 65_536,
+                batch: 1000,
+                flush_interval_ms: 1000,
+                checkpoint_secs: 300,
+                retention_days: 0,
+                jsonl: String::new(),
+                syslog: None,
+                elasticsearch: None,
+            },
             tls: None,
         }
     }
 }
 
 /// Top-level keys, so that unrelated `BULWARK_*` variables are not read as configuration.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "listen",
     "data_dir",
     "shutdown_grace_secs",
@@ -257,6 +357,7 @@ const KEYS: [&str; 10] = [
     "log",
     "jobs",
     "auth",
+    "audit",
     "tls",
 ];
 
@@ -357,6 +458,11 @@ impl Config {
             && !s3.secret_access_key.0.is_empty()
         {
             s3.secret_access_key = Secret(REDACTED.into());
+        }
+        if let Some(es) = &mut shown.audit.elasticsearch
+            && !es.password.0.is_empty()
+        {
+            es.password = Secret(REDACTED.into());
         }
         Ok(toml::to_string_pretty(&shown)?)
     }
@@ -461,5 +567,37 @@ mod tests {
         let text = Config::default().to_toml().unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn audit_section_loads_with_its_sinks_and_prints_without_the_password() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "b.toml",
+                "[audit]\nretention_days = 90\n\
+                 [audit.syslog]\naddress = \"127.0.0.1:6514\"\ntransport = \"tcp\"\n\
+                 [audit.elasticsearch]\nurl = \"http://127.0.0.1:9200\"\npassword = \"es-s3cr3t\"\n",
+            )?;
+            jail.set_env("BULWARK_AUDIT__FLUSH_INTERVAL_MS", "50");
+            let o = Overrides {
+                config: Some("b.toml".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(&o).expect("loads");
+            assert!(c.audit.enabled);
+            assert_eq!(
+                (c.audit.retention_days, c.audit.flush_interval_ms),
+                (90, 50)
+            );
+            let syslog = c.audit.syslog.as_ref().expect("syslog");
+            assert_eq!(syslog.transport, SyslogTransport::Tcp);
+            assert_eq!(syslog.facility, 13);
+            let es = c.audit.elasticsearch.as_ref().expect("elasticsearch");
+            assert_eq!((es.index.as_str(), es.max_retries), ("bulwark-audit", 5));
+            let printed = c.to_toml().unwrap();
+            assert!(printed.contains("[audit.elasticsearch]"), "{printed}");
+            assert!(!printed.contains("es-s3cr3t") && !format!("{c:?}").contains("es-s3cr3t"));
+            Ok(())
+        });
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod logs;
 mod scan;
 mod serve;
 
@@ -22,6 +23,11 @@ enum Command {
     Serve(Overrides),
     /// Scan an image on disk for packages and vulnerabilities (no server needed).
     Scan(scan::ScanArgs),
+    /// The action log: list, export (JSON Lines), verify the hash chain.
+    Logs {
+        #[command(subcommand)]
+        command: logs::LogsCommand,
+    },
     #[command(flatten)]
     Admin(admin::AdminCommand),
     /// Inspect the configuration.
@@ -42,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(o) => serve::run(Config::load(&o)?),
         Command::Scan(args) => scan::run(args),
+        Command::Logs { command } => logs::run(command),
         Command::Admin(command) => admin::run(command),
         Command::Config {
             command: ConfigCommand::Print(o),

@@ -79,30 +79,45 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
 }
 
 /// The metadata database and the account services over it, built the same way for `serve`
-/// and for the local administration commands, so both apply the same settings and emit
-/// events to the same sink.
+/// and for the local administration commands, so both apply the same settings. (The local
+/// commands log their events; `serve` stores them in the action log.)
 pub(crate) async fn open_accounts(
     config: &Config,
 ) -> anyhow::Result<(Arc<SqlMetaStore>, Arc<Accounts>)> {
+    let meta = open_meta(config).await?;
+    let accounts = accounts_over(config, meta.clone(), Arc::new(LogSink)).await?;
+    Ok((meta, accounts))
+}
+
+async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqlMetaStore>> {
     let meta = if config.database.url.is_empty() {
         SqlMetaStore::open_sqlite(&config.sqlite_path(), &config.sql_options()).await
     } else {
         SqlMetaStore::open(&config.database.url, &config.sql_options()).await
     }
     .context("opening the metadata database")?;
-    let meta = Arc::new(meta);
-    let events: Arc<dyn EventSink> = Arc::new(LogSink);
+    Ok(Arc::new(meta))
+}
+
+async fn accounts_over(
+    config: &Config,
+    meta: Arc<SqlMetaStore>,
+    events: Arc<dyn EventSink>,
+) -> anyhow::Result<Arc<Accounts>> {
     let auth = Arc::new(
-        Authenticator::new(meta.clone(), events, config.auth.settings())
+        Authenticator::new(meta, events, config.auth.settings())
             .await
             .context("loading the token signing keys")?,
     );
-    Ok((meta, Arc::new(Accounts::new(auth))))
+    Ok(Arc::new(Accounts::new(auth)))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config)?;
-    let (meta, accounts) = open_accounts(&config).await?;
+    let meta = open_meta(&config).await?;
+    let action_log = crate::logs::start(&config.audit, meta.clone()).await?;
+    let accounts = accounts_over(&config, meta.clone(), action_log.sink()).await?;
+    let keys = accounts.authenticator().keys().clone();
     let blobs: Arc<dyn BlobStore> = match config.s3_options() {
         Some(s3) => Arc::new(S3BlobStore::new(&s3).context("configuring S3 blob storage")?),
         None => Arc::new(
@@ -132,7 +147,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.log.access,
     )
     .with_external_url(Some(config.auth.external_url.clone()).filter(|u| !u.is_empty()))
-    .with_tls(config.tls.is_some());
+    .with_tls(config.tls.is_some())
+    .with_action_log(
+        config
+            .audit
+            .enabled
+            .then(|| meta.clone() as Arc<dyn bulwark_meta::AuditStore>),
+    );
     let app =
         bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
@@ -144,10 +165,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         lease: Duration::from_secs(config.jobs.lease_secs.max(1)),
         ..RunnerConfig::default()
     };
-    let mut jobs = Runner::new(meta.clone(), runner_config)
+    let runner = Runner::new(meta.clone(), runner_config)
         .handle(PURGE_UPLOADS, Arc::new(PurgeUploads(registry.clone())))
-        .every(PURGE_UPLOADS, purge_every)
-        .start(jobs_stopped);
+        .every(PURGE_UPLOADS, purge_every);
+    let mut jobs = crate::logs::jobs(runner, &config.audit, meta.clone(), keys).start(jobs_stopped);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let handle = axum_server::Handle::new();
@@ -197,6 +218,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("background jobs did not finish within the grace period");
     }
+    // Requests and jobs are done: nothing emits any more. Write what the log holds.
+    action_log.close().await;
     tracing::info!("stopped");
     Ok(())
 }

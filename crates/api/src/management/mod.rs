@@ -14,6 +14,7 @@
 //! `/api/v1/openapi.json`), so no route goes undocumented.
 
 pub(crate) mod extract;
+mod logs;
 mod orgs;
 mod repos;
 mod robots;
@@ -207,6 +208,35 @@ fn table() -> Vec<Route> {
         route(M::GET, "/api/v1/user/apitoken", tokens::api_list),
         route(M::POST, "/api/v1/user/apitoken", tokens::api_create),
         route(M::DELETE, "/api/v1/user/apitoken/{id}", tokens::api_revoke),
+        // The action log.
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/logs",
+            logs::repository,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/aggregatelogs",
+            logs::repository_aggregate,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/logs",
+            logs::organization,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/aggregatelogs",
+            logs::organization_aggregate,
+        ),
+        route(M::GET, "/api/v1/user/logs", logs::user),
+        route(M::GET, "/api/v1/user/aggregatelogs", logs::user_aggregate),
+        route(M::GET, "/api/v1/superuser/logs", logs::superuser),
+        route(
+            M::GET,
+            "/api/v1/superuser/aggregatelogs",
+            logs::superuser_aggregate,
+        ),
     ]
 }
 
