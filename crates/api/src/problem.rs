@@ -53,6 +53,29 @@ impl From<bulwark_auth::AuthError> for Problem {
     }
 }
 
+/// Registry errors on the management API: the caller's mistakes keep their message; a
+/// refusal by an immutable tag is a conflict with the tag's state, not missing rights.
+impl From<bulwark_registry::RegistryError> for Problem {
+    fn from(e: bulwark_registry::RegistryError) -> Self {
+        use bulwark_oci::ErrorCode as C;
+        use bulwark_registry::RegistryError as E;
+        let status = match (&e, e.code()) {
+            (_, None) => {
+                tracing::error!(error = %e, "management API request failed on a server fault");
+                return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+            (E::TagImmutable(_), _) => StatusCode::CONFLICT,
+            (_, Some(C::NameUnknown | C::ManifestUnknown | C::BlobUnknown)) => {
+                StatusCode::NOT_FOUND
+            }
+            (_, Some(C::TooManyRequests)) => StatusCode::TOO_MANY_REQUESTS,
+            (_, Some(C::Denied)) => StatusCode::FORBIDDEN,
+            (_, Some(_)) => StatusCode::BAD_REQUEST,
+        };
+        Problem::new(status, e.to_string())
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::json!({

@@ -1,8 +1,9 @@
 //! The management API under `/api/v1/`: users, organizations, teams, robots, repositories,
-//! permissions, application and API tokens, jobs. Paths and JSON follow Quay's API where
-//! Quay has the route. Every handler parses, asks [`require`](crate::auth::require) once for
-//! the resource its path names, calls [`Accounts`](bulwark_auth::Accounts) and maps the
-//! result; errors are `application/problem+json`.
+//! permissions, application and API tokens, jobs, the tag lifecycle. Paths and JSON follow
+//! Quay's API where Quay has the route. Every handler parses, asks
+//! [`require`](crate::auth::require) once for the resource its path names, calls
+//! [`Accounts`](bulwark_auth::Accounts) (or the registry, for the tag lifecycle) and maps
+//! the result; errors are `application/problem+json`.
 //!
 //! Existence is not revealed to callers without rights: the decision is asked before
 //! anything is looked up, so a private repository, an organization or a team that the
@@ -18,6 +19,7 @@ mod logs;
 mod orgs;
 mod repos;
 mod robots;
+mod tags;
 mod tokens;
 mod users;
 
@@ -200,6 +202,64 @@ fn table() -> Vec<Route> {
             "/api/v1/repository/{ns}/{repo}/permissions/team/{team}",
             repos::remove_team_permission,
         ),
+        // The tag lifecycle: Time Machine, expiry, immutability, garbage collection.
+        route(M::GET, "/api/v1/repository/{ns}/{repo}/tag/", tags::history),
+        route(
+            M::PUT,
+            "/api/v1/repository/{ns}/{repo}/tag/{tag}",
+            tags::update,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/repository/{ns}/{repo}/tag/{tag}",
+            tags::delete,
+        ),
+        route(
+            M::POST,
+            "/api/v1/repository/{ns}/{repo}/tag/{tag}/restore",
+            tags::restore,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/immutabilityrules",
+            tags::repo_rules,
+        ),
+        route(
+            M::POST,
+            "/api/v1/repository/{ns}/{repo}/immutabilityrules",
+            tags::repo_add_rule,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/repository/{ns}/{repo}/immutabilityrules/{id}",
+            tags::repo_delete_rule,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/timemachine",
+            tags::window,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/organization/{org}/timemachine",
+            tags::set_window,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/immutabilityrules",
+            tags::org_rules,
+        ),
+        route(
+            M::POST,
+            "/api/v1/organization/{org}/immutabilityrules",
+            tags::org_add_rule,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/organization/{org}/immutabilityrules/{id}",
+            tags::org_delete_rule,
+        ),
+        route(M::POST, "/api/v1/superuser/gc", tags::gc),
         // The caller's application and API tokens.
         route(M::GET, "/api/v1/user/apptoken", tokens::app_list),
         route(M::POST, "/api/v1/user/apptoken", tokens::app_create),
