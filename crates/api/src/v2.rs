@@ -253,6 +253,30 @@ fn route_name(target: Option<&Target>, method: &Method) -> &'static str {
     }
 }
 
+/// Every route [`dispatch`] serves, as (`route_name` label, method), for tests that must
+/// cover them all: the authorization matrix (`crates/bulwark/tests/authz_matrix.rs`) has a
+/// row for each and probes the server for methods missing here. Keep it in step with
+/// `route_name` and `handle`.
+pub const ROUTES: [(&str, &str); 17] = [
+    ("base", "GET"),
+    ("base", "HEAD"),
+    ("catalog", "GET"),
+    ("tags_list", "GET"),
+    ("manifest_get", "GET"),
+    ("manifest_get", "HEAD"),
+    ("manifest_write", "PUT"),
+    ("manifest_write", "DELETE"),
+    ("blob_get", "GET"),
+    ("blob_get", "HEAD"),
+    ("blob_delete", "DELETE"),
+    ("upload_start", "POST"),
+    ("upload", "GET"),
+    ("upload", "PATCH"),
+    ("upload", "PUT"),
+    ("upload", "DELETE"),
+    ("referrers", "GET"),
+];
+
 type Result<T> = std::result::Result<T, ApiError>;
 
 async fn handle(
@@ -760,6 +784,44 @@ mod tests {
         );
         assert_eq!(parse_target("/v2/a/unknown/x"), None);
         assert_eq!(parse_target("/v3/a"), None);
+    }
+
+    #[test]
+    fn routes_lists_the_route_names() {
+        // A path of each kind of target, with every method `handle` could be asked.
+        let paths = [
+            "/v2/",
+            "/v2/_catalog",
+            "/v2/a/tags/list",
+            "/v2/a/manifests/t",
+            "/v2/a/blobs/sha256:x",
+            "/v2/a/blobs/uploads/",
+            "/v2/a/blobs/uploads/u",
+            "/v2/a/referrers/sha256:x",
+        ];
+        let methods = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"];
+        let named: std::collections::BTreeSet<(&str, &str)> = paths
+            .iter()
+            .flat_map(|path| {
+                let target = parse_target(path).expect("a route");
+                methods.map(|m| {
+                    let method = Method::from_bytes(m.as_bytes()).unwrap();
+                    (route_name(Some(&target), &method), m)
+                })
+            })
+            .collect();
+        for route in ROUTES {
+            assert!(
+                named.contains(&route),
+                "{route:?} is not a route_name label"
+            );
+        }
+        let named_labels: std::collections::BTreeSet<&str> = named.iter().map(|r| r.0).collect();
+        let listed_labels: std::collections::BTreeSet<&str> = ROUTES.iter().map(|r| r.0).collect();
+        assert_eq!(
+            named_labels, listed_labels,
+            "route_name's labels, then ROUTES'"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bulwark_events::{Actor, Event, EventSink, Origin};
-use bulwark_meta::{Account, AccountKind, IdentityStore, TokenKind, TokenRecord};
+use bulwark_meta::{Account, AccountKind, IdentityStore, TokenKind, TokenRecord, now_millis};
 use sha2::{Digest, Sha256};
 
 use crate::access::{Policy, decide_namespace, decide_repository, namespace_of};
@@ -22,8 +22,8 @@ use crate::{Action, AuthError, Credential, Identity, Principal, Resource, passwo
 const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 const PASSWORD_CACHE_CAPACITY: usize = 10_000;
 const TOKEN_CACHE_CAPACITY: usize = 50_000;
-/// A token's last use is written at most this often (not on every request).
-const TOUCH_INTERVAL_SECS: i64 = 60;
+/// A token's last use is written at most this often (not on every request), in milliseconds.
+const TOUCH_INTERVAL_MILLIS: i64 = 60_000;
 /// Usernames that say "the password is a token".
 const APP_TOKEN_USER: &str = "$app";
 const API_TOKEN_USER: &str = "$oauthtoken";
@@ -426,14 +426,14 @@ impl Authenticator {
             .token(kind, id)
             .await?
             .ok_or(AuthError::InvalidCredentials)?;
-        let now = unix_now();
+        let now = now_millis();
         if !secret::secret_matches(secret, &record.secret_hash) || !token_live(&record, now) {
             return Err(AuthError::InvalidCredentials);
         }
         let account = self.enabled_user(record.account_id).await?;
         if record
             .last_used_at
-            .is_none_or(|t| now - t >= TOUCH_INTERVAL_SECS)
+            .is_none_or(|t| now - t >= TOUCH_INTERVAL_MILLIS)
         {
             self.store.touch_token(kind, &record.id, now).await?;
         }
@@ -800,7 +800,7 @@ impl Authenticator {
         self.store
             .token(kind, id)
             .await?
-            .filter(|r| r.account_id == account_id && token_live(r, unix_now()))
+            .filter(|r| r.account_id == account_id && token_live(r, now_millis()))
             .ok_or(AuthError::InvalidCredentials)
     }
 
@@ -863,6 +863,8 @@ fn robot_principal(account: &Account) -> Result<Principal, AuthError> {
     })
 }
 
+/// Whether a token is neither revoked nor expired at `now`; token times are milliseconds
+/// since the Unix epoch, as `Accounts` writes them.
 fn token_live(record: &TokenRecord, now: i64) -> bool {
     record.revoked_at.is_none() && record.expires_at.is_none_or(|t| t > now)
 }
