@@ -25,6 +25,7 @@ pub struct Config {
     pub jobs: Jobs,
     pub auth: Auth,
     pub audit: Audit,
+    pub lifecycle: Lifecycle,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 }
@@ -129,6 +130,25 @@ pub struct Jobs {
     /// How long a claimed job stays this node's without a heartbeat: after a node dies,
     /// another takes its jobs once this runs out.
     pub lease_secs: u64,
+}
+
+/// The tag lifecycle and garbage collection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// Seconds between runs of the expiry job, which records expired tags in their history
+    /// (they are hidden from pulls and listings as soon as they expire either way).
+    pub expire_every_secs: u64,
+    /// Seconds between garbage collections; 0 runs none (`bulwark gc` or
+    /// `POST /api/v1/superuser/gc` then collect).
+    pub gc_every_secs: u64,
+    /// Seconds an untagged manifest or an unreferenced blob stays after it was last pushed
+    /// or checked: a client may be about to reference it.
+    pub gc_grace_secs: u64,
+    /// The Time Machine windows (seconds) namespaces may choose from.
+    pub time_machine_options_secs: Vec<u64>,
+    /// The window of namespaces that chose none; one of the options.
+    pub time_machine_default_secs: u64,
 }
 
 /// Authentication and access. The superuser `admin` is created at first start with the
@@ -341,13 +361,27 @@ impl Default for Config {
                 syslog: None,
                 elasticsearch: None,
             },
+            lifecycle: {
+                let l = bulwark_registry::LifecycleSettings::default();
+                Lifecycle {
+                    expire_every_secs: 60,
+                    gc_every_secs: 3600,
+                    gc_grace_secs: l.gc_grace.as_secs(),
+                    time_machine_options_secs: l
+                        .time_machine_options
+                        .iter()
+                        .map(Duration::as_secs)
+                        .collect(),
+                    time_machine_default_secs: l.time_machine_default.as_secs(),
+                }
+            },
             tls: None,
         }
     }
 }
 
 /// Top-level keys, so that unrelated `BULWARK_*` variables are not read as configuration.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "data_dir",
     "shutdown_grace_secs",
@@ -358,6 +392,7 @@ const KEYS: [&str; 11] = [
     "jobs",
     "auth",
     "audit",
+    "lifecycle",
     "tls",
 ];
 
@@ -411,6 +446,27 @@ impl Config {
             upload_ttl: Duration::from_secs(self.limits.upload_ttl_secs),
             max_page: self.limits.max_page.max(1),
         }
+    }
+
+    pub fn lifecycle_settings(&self) -> anyhow::Result<bulwark_registry::LifecycleSettings> {
+        let l = &self.lifecycle;
+        anyhow::ensure!(
+            l.time_machine_options_secs
+                .contains(&l.time_machine_default_secs),
+            "lifecycle.time_machine_default_secs ({}) is not one of \
+             lifecycle.time_machine_options_secs ({:?})",
+            l.time_machine_default_secs,
+            l.time_machine_options_secs
+        );
+        Ok(bulwark_registry::LifecycleSettings {
+            time_machine_options: l
+                .time_machine_options_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            time_machine_default: Duration::from_secs(l.time_machine_default_secs),
+            gc_grace: Duration::from_secs(l.gc_grace_secs),
+        })
     }
 
     pub fn sql_options(&self) -> bulwark_meta::SqlOptions {
@@ -599,5 +655,34 @@ mod tests {
             assert!(!printed.contains("es-s3cr3t") && !format!("{c:?}").contains("es-s3cr3t"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn lifecycle_section_loads_and_its_default_window_must_be_an_option() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "b.toml",
+                "[lifecycle]\ngc_every_secs = 0\ngc_grace_secs = 60\n\
+                 time_machine_options_secs = [0, 3600]\ntime_machine_default_secs = 3600\n",
+            )?;
+            jail.set_env("BULWARK_LIFECYCLE__EXPIRE_EVERY_SECS", "5");
+            let o = Overrides {
+                config: Some("b.toml".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(&o).expect("loads");
+            assert_eq!(c.lifecycle.expire_every_secs, 5);
+            assert_eq!(c.lifecycle.gc_every_secs, 0);
+            let settings = c.lifecycle_settings().expect("valid");
+            assert_eq!(settings.gc_grace, Duration::from_secs(60));
+            assert_eq!(settings.time_machine_default, Duration::from_secs(3600));
+            let mut bad = c.clone();
+            bad.lifecycle.time_machine_default_secs = 60;
+            assert!(bad.lifecycle_settings().is_err());
+            Ok(())
+        });
+        Config::default()
+            .lifecycle_settings()
+            .expect("the defaults are consistent");
     }
 }

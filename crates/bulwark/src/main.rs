@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod lifecycle;
 mod logs;
 mod scan;
 mod serve;

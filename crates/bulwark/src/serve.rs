@@ -112,12 +112,13 @@ async fn accounts_over(
     Ok(Arc::new(Accounts::new(auth)))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(&config)?;
-    let meta = open_meta(&config).await?;
-    let action_log = crate::logs::start(&config.audit, meta.clone()).await?;
-    let accounts = accounts_over(&config, meta.clone(), action_log.sink()).await?;
-    let keys = accounts.authenticator().keys().clone();
+/// The blob store and the registry over `meta`, built the same way for `serve` and for the
+/// local lifecycle commands.
+pub(crate) async fn open_registry(
+    config: &Config,
+    meta: Arc<SqlMetaStore>,
+    events: Arc<dyn EventSink>,
+) -> anyhow::Result<Arc<Registry>> {
     let blobs: Arc<dyn BlobStore> = match config.s3_options() {
         Some(s3) => Arc::new(S3BlobStore::new(&s3).context("configuring S3 blob storage")?),
         None => Arc::new(
@@ -126,7 +127,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .context("opening blob storage")?,
         ),
     };
-    let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_limits()));
+    Ok(Arc::new(
+        Registry::new(meta, blobs, config.registry_limits())
+            .with_lifecycle(config.lifecycle_settings()?)
+            .with_events(events),
+    ))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    let meta = open_meta(&config).await?;
+    let action_log = crate::logs::start(&config.audit, meta.clone()).await?;
+    let accounts = accounts_over(&config, meta.clone(), action_log.sink()).await?;
+    let keys = accounts.authenticator().keys().clone();
+    let registry = open_registry(&config, meta.clone(), action_log.sink()).await?;
 
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -168,6 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let runner = Runner::new(meta.clone(), runner_config)
         .handle(PURGE_UPLOADS, Arc::new(PurgeUploads(registry.clone())))
         .every(PURGE_UPLOADS, purge_every);
+    let runner = crate::lifecycle::jobs(runner, &config.lifecycle, registry.clone());
     let mut jobs = crate::logs::jobs(runner, &config.audit, meta.clone(), keys).start(jobs_stopped);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
