@@ -2,14 +2,14 @@
 //! repository at a point in time, the namespace's window), expiry set by a label, an
 //! annotation or the API and ended by the job, immutability rules refusing HTTP and skopeo
 //! re-pushes and deletes, permanent deletion, and garbage collection reporting what it
-//! reclaimed.
+//! reclaimed; then the same through `bulwark tag …` and `bulwark gc`, locally and remotely.
 
 #[path = "common/clients.rs"]
 mod clients;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bulwark_testkit::TestServer;
+use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
 use clients::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,6 +20,8 @@ const REPO: &str = "admin/app";
 struct Lab {
     server: TestServer,
     http: reqwest::Client,
+    /// The server's configuration overrides, which local commands need too.
+    env: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -27,6 +29,10 @@ impl Lab {
         Lab {
             server: TestServer::start_with(bulwark_bin(), &[], env),
             http: http(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -607,6 +613,8 @@ async fn window_permanent_delete_and_gc_reclaiming_bytes() {
         204,
     )
     .await;
+    // Rows that ended before the collection began go: not one that ended in its millisecond.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let report = lab.expect(Method::POST, "/superuser/gc", None, 200).await;
     assert!(report["history_rows"].as_u64().unwrap() >= 1, "{report}");
     assert!(
@@ -640,4 +648,98 @@ async fn window_permanent_delete_and_gc_reclaiming_bytes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// `bulwark args… --format json` against `lab`'s registry, locally (its data directory) or
+/// remotely (its API as admin); the JSON answer, or the error message.
+fn cli(lab: &Lab, remote: bool, args: &[&str]) -> Result<Value, String> {
+    let mut cmd = std::process::Command::new(bulwark_bin());
+    cmd.args(args).args(["--format", "json"]);
+    if remote {
+        cmd.args(["--server", &lab.server.url, "--username", "admin"])
+            .env("BULWARK_PASSWORD", ADMIN_PASSWORD);
+    } else {
+        cmd.arg("--data-dir")
+            .arg(lab.server.data_dir())
+            .envs(lab.env.iter().map(|(k, v)| (k, v)))
+            .env("BULWARK_LOG__LEVEL", "warn");
+    }
+    let out = cmd.output().expect("run bulwark");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("JSON output"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_tag_commands_and_gc_locally_and_remotely() {
+    let lab = Lab::start(&[
+        ("BULWARK_LIFECYCLE__GC_GRACE_SECS", "0"),
+        ("BULWARK_LIFECYCLE__GC_EVERY_SECS", "0"),
+    ]);
+    let first = lab.push_ok("v1", 1).await;
+    let second = lab.push_ok("v1", 2).await;
+    for (remote, (from, to)) in [(false, (&second, &first)), (true, (&first, &second))] {
+        let ok =
+            |args: &[&str]| cli(&lab, remote, args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let history = ok(&["tag", "history", REPO, "--tag", "v1"]);
+        assert_eq!(
+            history["tags"][0]["manifest_digest"],
+            from.as_str(),
+            "{history}"
+        );
+        assert!(history["tags"].as_array().unwrap().len() >= 2, "{history}");
+
+        ok(&["tag", "restore", REPO, "v1", to]);
+        assert_eq!(lab.pulled("v1").await.as_deref(), Some(to.as_str()));
+
+        ok(&["tag", "immutable", REPO, "v1"]);
+        assert_eq!(lab.history("specificTag=v1").await[0]["immutable"], true);
+        let refused = cli(
+            &lab,
+            remote,
+            &["tag", "expire", REPO, "v1", "--after", "1h"],
+        )
+        .expect_err("an immutable tag takes no expiry");
+        assert!(refused.contains("immutable"), "{refused}");
+        ok(&["tag", "immutable", REPO, "v1", "--off"]);
+        ok(&["tag", "expire", REPO, "v1", "--after", "1h"]);
+        let expires = lab.history("specificTag=v1").await[0]["expiration_ts"].as_i64();
+        let hour = now_secs() + 3600;
+        assert!(
+            expires.is_some_and(|e| (hour - 5..=hour + 5).contains(&e)),
+            "{expires:?}"
+        );
+        ok(&["tag", "expire", REPO, "v1", "--never"]);
+        assert!(
+            lab.history("specificTag=v1").await[0]
+                .get("expiration_ts")
+                .is_none()
+        );
+
+        let missing = cli(&lab, remote, &["tag", "restore", REPO, "nope", to])
+            .expect_err("never pointed there");
+        assert!(missing.contains("time machine"), "{missing}");
+    }
+
+    // An image only history kept, purged, then collected by each in turn.
+    for (remote, seed) in [(false, 7), (true, 8)] {
+        let tag = format!("gone{seed}");
+        lab.push_ok(&tag, seed).await;
+        lab.expect(
+            Method::DELETE,
+            &format!("/repository/{REPO}/tag/{tag}?permanent=true"),
+            None,
+            204,
+        )
+        .await;
+        let report = cli(&lab, remote, &["gc"]).unwrap_or_else(|e| panic!("gc: {e}"));
+        assert!(report["manifests"].as_u64().unwrap() >= 1, "{report}");
+        assert!(
+            report["bytes_reclaimed"].as_u64().unwrap() > 4096,
+            "{report}"
+        );
+    }
+    assert_eq!(lab.pulled("v1").await.as_deref(), Some(second.as_str()));
 }

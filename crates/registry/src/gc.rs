@@ -25,7 +25,8 @@ use crate::{Registry, RegistryError};
 const BATCH: u32 = 1000;
 
 /// What one collection removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+// Deserialize: the CLI reads it back from the management API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GcReport {
     pub repositories: u64,
     pub history_rows: u64,

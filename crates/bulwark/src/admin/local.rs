@@ -10,7 +10,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use bulwark_auth::access::namespace_of;
 use bulwark_auth::{Accounts, AuthError, ClientInfo, Credential, Identity, Principal};
-use bulwark_meta::{Account, AccountKind, RepoRole, RepositoryInfo, TeamRole, Visibility};
+use bulwark_events::{Actor, LogSink, Origin};
+use bulwark_meta::{
+    Account, AccountKind, RepoRole, RepositoryInfo, SqlMetaStore, TeamRole, Visibility,
+};
+use bulwark_registry::Registry;
+use tokio::sync::OnceCell;
 
 use super::backend::{
     AppToken, Backend, Grantee, Member, NewAppToken, Organization, Permission, RepoPath,
@@ -24,6 +29,11 @@ pub struct Local {
     operator: Identity,
     operator_id: i64,
     client: ClientInfo,
+    /// For the lifecycle commands: the registry over `meta`, opened when first needed (the
+    /// account commands need no blob store).
+    config: Config,
+    meta: Arc<SqlMetaStore>,
+    registry: OnceCell<Arc<Registry>>,
 }
 
 impl Local {
@@ -37,7 +47,7 @@ impl Local {
                 config.sqlite_path().display()
             );
         }
-        let (_, accounts) = serve::open_accounts(config).await?;
+        let (meta, accounts) = serve::open_accounts(config).await?;
         let operator = operator(&accounts).await?;
         Ok(Local {
             accounts,
@@ -47,7 +57,30 @@ impl Local {
                 address: None,
                 user_agent: Some(format!("bulwark-cli/{} (local)", env!("CARGO_PKG_VERSION"))),
             },
+            config: config.clone(),
+            meta,
+            registry: OnceCell::new(),
         })
+    }
+
+    /// The registry of the configured storage; its events are logged, like the accounts'.
+    pub(super) async fn registry(&self) -> Result<&Registry> {
+        let registry = self
+            .registry
+            .get_or_try_init(|| {
+                serve::open_registry(&self.config, self.meta.clone(), Arc::new(LogSink))
+            })
+            .await?;
+        Ok(registry)
+    }
+
+    /// Who the lifecycle events name: the operator, from this host.
+    pub(super) fn actor(&self) -> (Actor, Origin) {
+        let origin = Origin {
+            address: self.client.address,
+            user_agent: self.client.user_agent.clone(),
+        };
+        (self.operator.actor(), origin)
     }
 
     /// The user `name`, for the operations that belong to the acting account (application

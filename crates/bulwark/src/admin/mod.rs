@@ -1,14 +1,15 @@
-//! `bulwark user|org|robot|repo|token …`: administration of accounts, organizations,
-//! robots, repositories and application tokens from the command line. One set of commands
-//! over two [`Backend`]s: the local metadata database (the configuration of `serve`:
-//! `--config`, `--data-dir`, `BULWARK_…`) or, with `--server`, a running registry's
-//! management API.
+//! `bulwark user|org|robot|repo|token|tag|gc …`: administration of accounts, organizations,
+//! robots, repositories, application tokens and the tag lifecycle from the command line.
+//! One set of commands over two [`Backend`]s: the local metadata database (the
+//! configuration of `serve`: `--config`, `--data-dir`, `BULWARK_…`) or, with `--server`, a
+//! running registry's management API.
 //!
 //! Secrets appear only once: the generated password of `user add`/`user passwd`, the token
 //! of `robot add`/`robot regenerate` and of `token add`. Passwords are read from stdin,
 //! never from arguments (they would show in `ps` and shell histories).
 
 mod backend;
+mod lifecycle;
 mod local;
 mod remote;
 
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use self::backend::{Backend, Grantee, RepoPath};
+use self::lifecycle::{Lifecycle, TagCommand};
 use self::local::Local;
 use self::remote::{Login, Remote};
 use crate::config::{Config, Overrides};
@@ -65,6 +67,18 @@ pub enum AdminCommand {
         target: Target,
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Tags: history within the Time Machine window, restore, expiry, immutability.
+    Tag {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: TagCommand,
+    },
+    /// Collect garbage now and report what was reclaimed (superusers).
+    Gc {
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -359,7 +373,9 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Org { target, .. }
     | AdminCommand::Robot { target, .. }
     | AdminCommand::Repo { target, .. }
-    | AdminCommand::Token { target, .. }) = &command;
+    | AdminCommand::Token { target, .. }
+    | AdminCommand::Tag { target, .. }
+    | AdminCommand::Gc { target }) = &command;
     let target = target.clone();
     let stdin = Stdin {
         enabled: target.password_stdin,
@@ -442,13 +458,19 @@ fn secret_line(label: &str, secret: &str) -> String {
     format!("{label}: {secret}\n(shown once: store it now; only its hash is kept)")
 }
 
-async fn execute(backend: &impl Backend, command: AdminCommand, stdin: &Stdin) -> Result<Output> {
+async fn execute(
+    backend: &(impl Backend + Lifecycle),
+    command: AdminCommand,
+    stdin: &Stdin,
+) -> Result<Output> {
     match command {
         AdminCommand::User { command, .. } => user(backend, command, stdin).await,
         AdminCommand::Org { command, .. } => org(backend, command).await,
         AdminCommand::Robot { command, .. } => robot(backend, command).await,
         AdminCommand::Repo { command, .. } => repo(backend, command).await,
         AdminCommand::Token { command, .. } => token(backend, command).await,
+        AdminCommand::Tag { command, .. } => lifecycle::tag(backend, command).await,
+        AdminCommand::Gc { .. } => lifecycle::gc(backend).await,
     }
 }
 

@@ -83,7 +83,7 @@ impl Remote {
 
     /// `/api/v1/` and `segments` below the server's URL, each percent-encoded (a `/` inside
     /// a repository name travels as `%2F`). An empty last segment makes a trailing slash.
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.server.clone();
         url.path_segments_mut()
             .expect("http(s) URLs have a path (checked in `new`)")
@@ -129,7 +129,7 @@ impl Remote {
         }
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
@@ -143,7 +143,7 @@ impl Remote {
             .with_context(|| format!("unexpected answer to {what}"))
     }
 
-    async fn act(&self, method: Method, url: Url, body: Option<Value>) -> Result<()> {
+    pub(super) async fn act(&self, method: Method, url: Url, body: Option<Value>) -> Result<()> {
         self.send(method, url, body).await.map(drop)
     }
 
@@ -174,7 +174,7 @@ impl Remote {
         self.url(&segments)
     }
 
-    fn repo_url(&self, repo: &RepoPath, rest: &[&str]) -> Url {
+    pub(super) fn repo_url(&self, repo: &RepoPath, rest: &[&str]) -> Url {
         let mut segments = vec!["repository", &repo.namespace, &repo.name];
         segments.extend(rest);
         self.url(&segments)
