@@ -164,7 +164,17 @@ fn digests(rows: &[Value]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_point_in_time_restore_and_delete() {
-    let lab = Lab::start(&[]);
+    history_point_in_time_restore_and_delete_on(Lab::start(&[])).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_point_in_time_restore_and_delete_on_postgresql() {
+    let url = bulwark_testkit::postgres_database();
+    history_point_in_time_restore_and_delete_on(Lab::start(&[("BULWARK_DATABASE__URL", &url)]))
+        .await;
+}
+
+async fn history_point_in_time_restore_and_delete_on(lab: Lab) {
     let first = lab.push_ok("v1", 1).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Seconds, as the API takes them: after the first push, before the second.
@@ -522,13 +532,26 @@ async fn immutability_rules_refuse_repushes_moves_and_deletes() {
     );
 }
 
+/// No grace and no periodic collection: the test collects, and sees everything go.
+const COLLECT_NOW: [(&str, &str); 2] = [
+    ("BULWARK_LIFECYCLE__GC_GRACE_SECS", "0"),
+    ("BULWARK_LIFECYCLE__GC_EVERY_SECS", "0"),
+];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn window_permanent_delete_and_gc_reclaiming_bytes() {
-    // No grace and no periodic collection: the test collects, and sees everything go.
-    let lab = Lab::start(&[
-        ("BULWARK_LIFECYCLE__GC_GRACE_SECS", "0"),
-        ("BULWARK_LIFECYCLE__GC_EVERY_SECS", "0"),
-    ]);
+    window_permanent_delete_and_gc_reclaiming_bytes_on(Lab::start(&COLLECT_NOW)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn window_permanent_delete_and_gc_reclaiming_bytes_on_postgresql() {
+    let url = bulwark_testkit::postgres_database();
+    let mut env = COLLECT_NOW.to_vec();
+    env.push(("BULWARK_DATABASE__URL", &url));
+    window_permanent_delete_and_gc_reclaiming_bytes_on(Lab::start(&env)).await;
+}
+
+async fn window_permanent_delete_and_gc_reclaiming_bytes_on(lab: Lab) {
     let window = lab
         .expect(Method::GET, "/organization/admin/timemachine", None, 200)
         .await;
@@ -674,10 +697,7 @@ fn cli(lab: &Lab, remote: bool, args: &[&str]) -> Result<Value, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_tag_commands_and_gc_locally_and_remotely() {
-    let lab = Lab::start(&[
-        ("BULWARK_LIFECYCLE__GC_GRACE_SECS", "0"),
-        ("BULWARK_LIFECYCLE__GC_EVERY_SECS", "0"),
-    ]);
+    let lab = Lab::start(&COLLECT_NOW);
     let first = lab.push_ok("v1", 1).await;
     let second = lab.push_ok("v1", 2).await;
     for (remote, (from, to)) in [(false, (&second, &first)), (true, (&first, &second))] {
