@@ -139,6 +139,9 @@ pub struct Lifecycle {
     /// Seconds between runs of the expiry job, which records expired tags in their history
     /// (they are hidden from pulls and listings as soon as they expire either way).
     pub expire_every_secs: u64,
+    /// Seconds between runs of the retention policies (tags they prune go into the
+    /// history); 0 runs none.
+    pub retention_every_secs: u64,
     /// Seconds between garbage collections; 0 runs none (`bulwark gc` or
     /// `POST /api/v1/superuser/gc` then collect).
     pub gc_every_secs: u64,
@@ -365,6 +368,7 @@ impl Default for Config {
                 let l = bulwark_registry::LifecycleSettings::default();
                 Lifecycle {
                     expire_every_secs: 60,
+                    retention_every_secs: 3600,
                     gc_every_secs: 3600,
                     gc_grace_secs: l.gc_grace.as_secs(),
                     time_machine_options_secs: l

@@ -763,3 +763,110 @@ async fn cli_tag_commands_and_gc_locally_and_remotely() {
     }
     assert_eq!(lab.pulled("v1").await.as_deref(), Some(second.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_policies_dry_run_then_prune() {
+    let lab = Lab::start(&[("BULWARK_LIFECYCLE__RETENTION_EVERY_SECS", "0")]);
+    for (i, tag) in ["pr-1", "pr-2", "pr-3", "pr-4", "latest"]
+        .iter()
+        .enumerate()
+    {
+        lab.push_ok(tag, 20 + i as u8).await;
+    }
+    let org = "/organization/admin/autoprunepolicy/";
+    let repo = format!("/repository/{REPO}/autoprunepolicy/");
+    for bad in [
+        json!({ "method": "number_of_tags", "value": 0 }),
+        json!({ "method": "creation_date", "value": "soon" }),
+        json!({ "method": "newest", "value": 1 }),
+        json!({ "method": "number_of_tags", "value": 1, "tagPattern": "(" }),
+        json!({ "method": "number_of_tags", "value": 1, "tagPatternMatches": false }),
+    ] {
+        lab.expect(Method::POST, org, Some(bad), 400).await;
+    }
+    let two = lab
+        .expect(
+            Method::POST,
+            org,
+            Some(json!({ "method": "number_of_tags", "value": 2, "tagPattern": "pr-.*" })),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (&two["method"], &two["value"]),
+        (&json!("number_of_tags"), &json!(2))
+    );
+    let recent = lab
+        .expect(
+            Method::POST,
+            &repo,
+            Some(json!({ "method": "creation_date", "value": "1d", "tagPattern": "latest" })),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (&recent["value"], &recent["repository"]),
+        (&json!("1d"), &json!(REPO))
+    );
+    let listed = lab.expect(Method::GET, &repo, None, 200).await;
+    assert_eq!(listed["policies"].as_array().unwrap().len(), 2, "{listed}");
+
+    // The dry run lists the two oldest pull-request tags and changes nothing.
+    let run = format!("{org}run");
+    let dry = lab
+        .expect(Method::POST, &format!("{run}?dry_run=true"), None, 200)
+        .await;
+    let pruned = |answer: &Value| {
+        answer["pruned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["tag"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pruned(&dry), ["pr-2", "pr-1"], "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(lab.listed_tags().await.len(), 5);
+
+    // The real run prunes the same, into the history.
+    let real = lab.expect(Method::POST, &run, None, 200).await;
+    assert_eq!(pruned(&real), ["pr-2", "pr-1"], "{real}");
+    assert_eq!(real["pruned"][0]["policies"], json!([two["id"]]));
+    assert_eq!(lab.listed_tags().await, ["latest", "pr-3", "pr-4"]);
+    assert!(lab.history("specificTag=pr-1").await[0]["end_ts"].is_i64());
+    let again = lab
+        .expect(Method::POST, &format!("{run}?dry_run=true"), None, 200)
+        .await;
+    assert_eq!(pruned(&again), Vec::<String>::new());
+
+    // The namespace's policy goes only through the namespace.
+    let id = two["id"].as_i64().unwrap();
+    lab.expect(Method::DELETE, &format!("{repo}{id}"), None, 404)
+        .await;
+    lab.expect(Method::DELETE, &format!("{org}{id}"), None, 204)
+        .await;
+    let id = recent["id"].as_i64().unwrap();
+    lab.expect(Method::DELETE, &format!("{repo}{id}"), None, 204)
+        .await;
+    let listed = lab.expect(Method::GET, org, None, 200).await;
+    assert_eq!(listed["policies"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retention_job_prunes_on_its_own() {
+    let lab = Lab::start(&[("BULWARK_LIFECYCLE__RETENTION_EVERY_SECS", "1")]);
+    for (i, tag) in ["old", "new"].iter().enumerate() {
+        lab.push_ok(tag, 30 + i as u8).await;
+    }
+    lab.expect(
+        Method::POST,
+        &format!("/repository/{REPO}/autoprunepolicy/"),
+        Some(json!({ "method": "number_of_tags", "value": 1 })),
+        201,
+    )
+    .await;
+    wait_until("the retention job", Duration::from_secs(30), || async {
+        lab.listed_tags().await == ["new"]
+    })
+    .await;
+}

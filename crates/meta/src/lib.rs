@@ -25,8 +25,8 @@ pub use identity::{
 };
 pub use jobs::{Job, JobStatus, JobStore, NewJob, SingletonGuard};
 pub use lifecycle::{
-    ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, LifecycleStore, RepositoryCollected,
-    RepositoryCutoffs, TagOptions, TagRecord, UnreachableFn,
+    ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, Keep, LifecycleStore,
+    RepositoryCollected, RepositoryCutoffs, RetentionPolicy, TagOptions, TagRecord, UnreachableFn,
 };
 pub use sql::{SqlMetaStore, SqlOptions};
 

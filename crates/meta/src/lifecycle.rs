@@ -64,6 +64,27 @@ pub struct ImmutabilityRule {
     pub created_at: i64,
 }
 
+/// Among the live tags matching `pattern` in `repository` (or each repository of
+/// `namespace`), keep the `keep_count` most recently pushed and those pushed within
+/// `keep_secs`; the others are pruned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub id: i64,
+    pub namespace: String,
+    pub repository: Option<String>,
+    pub pattern: String,
+    pub keep_count: Option<u32>,
+    pub keep_secs: Option<u64>,
+    pub created_at: i64,
+}
+
+/// What a new retention policy keeps; at least one of the two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub count: Option<u32>,
+    pub secs: Option<u64>,
+}
+
 /// A manifest as garbage collection sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GraphManifest {
@@ -172,6 +193,35 @@ pub trait LifecycleStore: Send + Sync + 'static {
 
     /// Returns whether the rule existed in `namespace`.
     async fn delete_immutability_rule(&self, namespace: &str, id: i64) -> Result<bool, MetaError>;
+
+    /// The retention policies of `namespace` (with `repository`, those that apply to it),
+    /// or of every namespace without one.
+    async fn retention_policies(
+        &self,
+        namespace: Option<&str>,
+        repository: Option<&str>,
+    ) -> Result<Vec<RetentionPolicy>, MetaError>;
+
+    async fn add_retention_policy(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+        pattern: &str,
+        keep: Keep,
+    ) -> Result<RetentionPolicy, MetaError>;
+
+    /// Returns whether the policy existed in `namespace`.
+    async fn delete_retention_policy(&self, namespace: &str, id: i64) -> Result<bool, MetaError>;
+
+    /// Ends the live row of `tag` that started at `started_at`, if it is still live,
+    /// unexpired and mutable: a tag moved or made immutable since a retention run listed it
+    /// stays. Returns whether it ended.
+    async fn prune_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        started_at: i64,
+    ) -> Result<bool, MetaError>;
 
     /// Size of `digest` if visible in `repository`, for a client about to rely on it (a
     /// `HEAD`): a link last touched before `refresh_before` is touched now, restarting its

@@ -31,6 +31,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("schema/sqlite/0004_identity.sql")),
     (5, include_str!("schema/sqlite/0005_lifecycle.sql")),
     (6, include_str!("schema/sqlite/0006_audit.sql")),
+    (7, include_str!("schema/sqlite/0007_retention.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/postgres/0001_registry.sql")),
@@ -42,6 +43,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("schema/postgres/0004_identity.sql")),
     (5, include_str!("schema/postgres/0005_lifecycle.sql")),
     (6, include_str!("schema/postgres/0006_audit.sql")),
+    (7, include_str!("schema/postgres/0007_retention.sql")),
 ];
 
 /// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).

@@ -16,9 +16,9 @@ use sqlx::any::AnyRow;
 
 use crate::sql::{Dialect, Tx, move_tag, parse_digest, repository_id, size as stored_size};
 use crate::{
-    ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, LifecycleStore, MetaError,
-    NewManifest, RepositoryCollected, RepositoryCutoffs, SqlMetaStore, TagOptions, TagRecord,
-    UnreachableFn, now_millis,
+    ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, Keep, LifecycleStore, MetaError,
+    NewManifest, RepositoryCollected, RepositoryCutoffs, RetentionPolicy, SqlMetaStore, TagOptions,
+    TagRecord, UnreachableFn, now_millis,
 };
 
 /// Lock classes (the first key of PostgreSQL's two-key advisory locks, a key space apart
@@ -94,6 +94,20 @@ fn rule_from_row(row: &AnyRow) -> Result<ImmutabilityRule, MetaError> {
         namespace: row.try_get("namespace")?,
         repository: row.try_get("repository")?,
         pattern: row.try_get("pattern")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn policy_from_row(row: &AnyRow) -> Result<RetentionPolicy, MetaError> {
+    let keep_count: Option<i64> = row.try_get("keep_count")?;
+    let keep_secs: Option<i64> = row.try_get("keep_secs")?;
+    Ok(RetentionPolicy {
+        id: row.try_get("id")?,
+        namespace: row.try_get("namespace")?,
+        repository: row.try_get("repository")?,
+        pattern: row.try_get("pattern")?,
+        keep_count: keep_count.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        keep_secs: keep_secs.map(|n| n.max(0) as u64),
         created_at: row.try_get("created_at")?,
     })
 }
@@ -449,6 +463,78 @@ impl LifecycleStore for SqlMetaStore {
             .bind(id)
             .execute(&self.write)
             .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn retention_policies(
+        &self,
+        namespace: Option<&str>,
+        repository: Option<&str>,
+    ) -> Result<Vec<RetentionPolicy>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT * FROM retention_policies WHERE ($1 IS NULL OR namespace = $1) \
+             AND ($2 IS NULL OR repository IS NULL OR repository = $2) ORDER BY id",
+        )
+        .bind(namespace)
+        .bind(repository)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(policy_from_row).collect()
+    }
+
+    async fn add_retention_policy(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+        pattern: &str,
+        keep: Keep,
+    ) -> Result<RetentionPolicy, MetaError> {
+        let row = sqlx::query(
+            "INSERT INTO retention_policies \
+             (namespace, repository, pattern, keep_count, keep_secs, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+        )
+        .bind(namespace)
+        .bind(repository)
+        .bind(pattern)
+        .bind(keep.count.map(i64::from))
+        .bind(keep.secs.map(|s| s.min(i64::MAX as u64) as i64))
+        .bind(now_millis())
+        .fetch_one(&self.write)
+        .await?;
+        policy_from_row(&row)
+    }
+
+    async fn delete_retention_policy(&self, namespace: &str, id: i64) -> Result<bool, MetaError> {
+        let done = sqlx::query("DELETE FROM retention_policies WHERE namespace = $1 AND id = $2")
+            .bind(namespace)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn prune_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        started_at: i64,
+    ) -> Result<bool, MetaError> {
+        let Some((mut tx, repo)) = self.repository_tx(repository).await? else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "UPDATE tags SET end_at = $4 WHERE repository_id = $1 AND name = $2 \
+             AND start_at = $3 AND end_at IS NULL AND immutable = 0 \
+             AND (expires_at IS NULL OR expires_at > $4)",
+        )
+        .bind(repo)
+        .bind(tag)
+        .bind(started_at)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

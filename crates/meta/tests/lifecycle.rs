@@ -4,7 +4,7 @@
 mod common;
 
 use bulwark_meta::{
-    GraphManifest, HistoryQuery, LifecycleStore, MetaError, MetaStore, NewManifest, Page,
+    GraphManifest, HistoryQuery, Keep, LifecycleStore, MetaError, MetaStore, NewManifest, Page,
     RepositoryCutoffs, TagOptions, now_millis,
 };
 use bulwark_oci::{Digest, Reference, Tag};
@@ -18,6 +18,7 @@ on_every_backend!(
     collection_removes_what_the_rule_picks_and_unreferenced_links,
     blob_deletion_excludes_links_and_intents,
     touching_a_link_restarts_its_grace_unless_collected,
+    retention_policies_are_stored_per_namespace,
 );
 
 fn d(s: &str) -> Digest {
@@ -503,5 +504,80 @@ async fn touching_a_link_restarts_its_grace_unless_collected(f: &Fixture) {
             .await
             .unwrap(),
         None
+    );
+}
+
+async fn retention_policies_are_stored_per_namespace(f: &Fixture) {
+    let s = f.open().await;
+    let keep = |count, secs| Keep { count, secs };
+    let wide = s
+        .add_retention_policy("ns", None, "pr-.*", keep(Some(3), None))
+        .await
+        .unwrap();
+    let narrow = s
+        .add_retention_policy("ns", Some("ns/app"), ".*", keep(None, Some(86_400)))
+        .await
+        .unwrap();
+    s.add_retention_policy("other", None, ".*", keep(Some(1), Some(60)))
+        .await
+        .unwrap();
+    assert_eq!((wide.keep_count, wide.keep_secs), (Some(3), None));
+    assert_eq!(narrow.repository.as_deref(), Some("ns/app"));
+    let ids = |policies: Vec<bulwark_meta::RetentionPolicy>| {
+        policies.into_iter().map(|p| p.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(s
+            .retention_policies(Some("ns"), Some("ns/app"))
+            .await
+            .unwrap()),
+        vec![wide.id, narrow.id]
+    );
+    assert_eq!(
+        ids(s
+            .retention_policies(Some("ns"), Some("ns/web"))
+            .await
+            .unwrap()),
+        vec![wide.id]
+    );
+    assert_eq!(s.retention_policies(None, None).await.unwrap().len(), 3);
+    assert!(
+        s.add_retention_policy("ns", None, ".*", Keep::default())
+            .await
+            .is_err(),
+        "a policy keeps something"
+    );
+    assert!(!s.delete_retention_policy("other", wide.id).await.unwrap());
+    // Pruning ends only the listed row, while live and mutable.
+    let (a, b) = (d("a"), d("b"));
+    s.put_manifest(manifest("ns/app", &a, vec![], Some("pr")))
+        .await
+        .unwrap();
+    let listed = s.tag_history("ns/app", &all()).await.unwrap().unwrap()[0].start_at;
+    tick().await;
+    s.put_manifest(manifest("ns/app", &b, vec![], Some("pr")))
+        .await
+        .unwrap();
+    assert!(
+        !s.prune_tag("ns/app", "pr", listed).await.unwrap(),
+        "moved since"
+    );
+    let live = s.tag_history("ns/app", &all()).await.unwrap().unwrap()[0].start_at;
+    s.set_tag_immutable("ns/app", "pr", true).await.unwrap();
+    assert!(
+        !s.prune_tag("ns/app", "pr", live).await.unwrap(),
+        "immutable"
+    );
+    s.set_tag_immutable("ns/app", "pr", false).await.unwrap();
+    assert!(s.prune_tag("ns/app", "pr", live).await.unwrap());
+    assert!(
+        !s.prune_tag("ns/app", "pr", live).await.unwrap(),
+        "already ended"
+    );
+    assert!(!s.prune_tag("ns/nothing", "pr", live).await.unwrap());
+    assert!(s.delete_retention_policy("ns", wide.id).await.unwrap());
+    assert_eq!(
+        s.retention_policies(Some("ns"), None).await.unwrap(),
+        vec![narrow]
     );
 }

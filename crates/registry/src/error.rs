@@ -42,6 +42,10 @@ pub enum RegistryError {
     InvalidRule(String),
     #[error("immutability rule {0} not found")]
     RuleUnknown(i64),
+    #[error("invalid retention policy: {0}")]
+    InvalidPolicy(String),
+    #[error("retention policy {0} not found")]
+    PolicyUnknown(i64),
     #[error("the blob is being garbage collected; retry")]
     Busy,
     #[error("the request body could not be read: {0}")]
@@ -90,10 +94,12 @@ impl RegistryError {
             RegistryError::NotInHistory { .. } => ErrorCode::ManifestUnknown,
             RegistryError::Busy => ErrorCode::TooManyRequests,
             // Management API only: no distribution-spec code says "bad setting".
-            RegistryError::WindowNotAllowed { .. } | RegistryError::InvalidRule(_) => {
-                ErrorCode::Unsupported
+            RegistryError::WindowNotAllowed { .. }
+            | RegistryError::InvalidRule(_)
+            | RegistryError::InvalidPolicy(_) => ErrorCode::Unsupported,
+            RegistryError::RuleUnknown(_) | RegistryError::PolicyUnknown(_) => {
+                ErrorCode::NameUnknown
             }
-            RegistryError::RuleUnknown(_) => ErrorCode::NameUnknown,
             RegistryError::Storage(StorageError::UploadNotFound) => ErrorCode::BlobUploadUnknown,
             RegistryError::Storage(_) | RegistryError::Meta(_) => return None,
         })

@@ -6,6 +6,7 @@ mod error;
 mod gc;
 mod lifecycle;
 mod manifests;
+mod retention;
 mod uploads;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use bulwark_meta::MetaStore;
 use bulwark_oci::{OciError, RepoName};
 use bulwark_storage::BlobStore;
 
-pub use bulwark_meta::{ImmutabilityRule, TagRecord};
+pub use bulwark_meta::{ImmutabilityRule, Keep, RetentionPolicy, TagRecord};
 pub use bulwark_storage::ByteStream;
 pub use error::RegistryError;
 pub use gc::GcReport;
@@ -24,6 +25,7 @@ pub use lifecycle::{
     EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, parse_duration,
 };
 pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
+pub use retention::Pruned;
 pub use uploads::{BlobRead, ByteRange, MountOutcome, UploadState};
 
 /// Input limits; each has a configuration key in the binary.

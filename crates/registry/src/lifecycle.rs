@@ -439,7 +439,7 @@ fn expires_after(labels: &std::collections::BTreeMap<String, String>) -> Option<
 }
 
 /// `pattern` as a regular expression matching whole tag names.
-fn full_match(pattern: &str) -> Result<Regex, RegistryError> {
+pub(crate) fn full_match(pattern: &str) -> Result<Regex, RegistryError> {
     if pattern.is_empty() || pattern.len() > 256 {
         return Err(RegistryError::InvalidRule(
             "a tag pattern has 1 to 256 characters".into(),

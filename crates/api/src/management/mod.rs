@@ -18,6 +18,7 @@ pub(crate) mod extract;
 mod logs;
 mod orgs;
 mod repos;
+mod retention;
 mod robots;
 mod tags;
 mod tokens;
@@ -260,6 +261,42 @@ fn table() -> Vec<Route> {
             tags::org_delete_rule,
         ),
         route(M::POST, "/api/v1/superuser/gc", tags::gc),
+        // Retention (auto-prune) policies.
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/autoprunepolicy/",
+            retention::org_list,
+        ),
+        route(
+            M::POST,
+            "/api/v1/organization/{org}/autoprunepolicy/",
+            retention::org_create,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/organization/{org}/autoprunepolicy/{id}",
+            retention::org_delete,
+        ),
+        route(
+            M::POST,
+            "/api/v1/organization/{org}/autoprunepolicy/run",
+            retention::org_run,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",
+            retention::repo_list,
+        ),
+        route(
+            M::POST,
+            "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",
+            retention::repo_create,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/repository/{ns}/{repo}/autoprunepolicy/{id}",
+            retention::repo_delete,
+        ),
         // The caller's application and API tokens.
         route(M::GET, "/api/v1/user/apptoken", tokens::app_list),
         route(M::POST, "/api/v1/user/apptoken", tokens::app_create),

@@ -23,14 +23,14 @@ fn secs(millis: i64) -> i64 {
     millis.div_euclid(1000)
 }
 
-fn origin(caller: &Caller) -> Origin {
+pub(super) fn origin(caller: &Caller) -> Origin {
     Origin {
         address: caller.client.address,
         user_agent: caller.client.user_agent.clone(),
     }
 }
 
-fn repo_name(state: &AppState, ns: &str, repo: &str) -> Result<RepoName, Problem> {
+pub(super) fn repo_name(state: &AppState, ns: &str, repo: &str) -> Result<RepoName, Problem> {
     Ok(state
         .registry
         .repo_name(&format!("{ns}/{repo}"))
