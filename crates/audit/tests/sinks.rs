@@ -27,7 +27,11 @@ use bulwark_events::{Actor, Event, EventSink, Origin};
 
 fn event(i: usize) -> Event {
     Event::new(
-        if i.is_multiple_of(2) { "login.failure" } else { "pull" },
+        if i.is_multiple_of(2) {
+            "login.failure"
+        } else {
+            "pull"
+        },
         Actor {
             kind: "user".into(),
             name: format!("user\"{i}"),
