@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bulwark_testkit::{TestServer, admin_basic_auth, basic_auth};
+use bulwark_testkit::{TestServer, admin_basic_auth, basic_auth, postgres_database};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -507,4 +507,88 @@ async fn searches_page_filter_and_count_and_a_stop_loses_nothing() {
         report.contains(&format!("entry {pull}: Edited")),
         "{report}"
     );
+}
+
+/// Two nodes over one PostgreSQL database append to one chain: every pull on either is
+/// there once, and the chain verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_on_postgresql_extend_one_chain() {
+    let url = postgres_database();
+    let env = [
+        ("BULWARK_DATABASE__URL", url.as_str()),
+        ("BULWARK_AUDIT__FLUSH_INTERVAL_MS", "5"),
+        ("BULWARK_AUDIT__BATCH", "3"),
+    ];
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut nodes = [
+        TestServer::start_with(BIN, &[], &env),
+        TestServer::start_with(BIN, &[], &env),
+    ];
+    let repo = "admin/app";
+    let (config, layer) = (b"{}".as_slice(), b"y".as_slice());
+    for data in [config, layer] {
+        let resp = http
+            .post(format!(
+                "{}/v2/{repo}/blobs/uploads/?digest={}",
+                nodes[0].url,
+                sha256(data)
+            ))
+            .header("authorization", admin_basic_auth())
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let resp = http
+        .put(format!("{}/v2/{repo}/manifests/v1", nodes[0].url))
+        .header("authorization", admin_basic_auth())
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest(config, layer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // Both nodes pull at once, so their batches interleave.
+    let mut pulls = Vec::new();
+    for node in &nodes {
+        for _ in 0..4 {
+            let (http, url) = (http.clone(), format!("{}/v2/{repo}/manifests/v1", node.url));
+            pulls.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    let resp = http
+                        .get(&url)
+                        .header("authorization", admin_basic_auth())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), StatusCode::OK);
+                }
+            }));
+        }
+    }
+    for pull in pulls {
+        pull.await.unwrap();
+    }
+    for node in &mut nodes {
+        assert!(node.terminate());
+    }
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("logs")
+            .args(args)
+            .env("BULWARK_DATABASE__URL", &url)
+            .env("BULWARK_LOG__LEVEL", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, export) = cli(&["export", "--kind", "pull"]);
+    assert!(ok);
+    assert_eq!(export.lines().count(), 200);
+    let (ok, report) = cli(&["verify"]);
+    assert!(ok && report.contains("the action log verifies"), "{report}");
 }
