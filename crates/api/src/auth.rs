@@ -8,9 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use base64::Engine;
-use bulwark_auth::{
-    Action, AuthError, Channel, ClientInfo, Identity, RegistryToken, Resource,
-};
+use bulwark_auth::{Action, AuthError, Channel, ClientInfo, Identity, RegistryToken, Resource};
 use bulwark_oci::ErrorCode;
 
 use crate::AppState;
@@ -69,7 +67,9 @@ pub(crate) fn client_info(parts: &Parts) -> ClientInfo {
 }
 
 /// Basic credentials sent with a request, if any (the token endpoint's login).
-pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, AuthError> {
+pub(crate) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, AuthError> {
     match presented(headers)? {
         Presented::Basic { username, password } => Ok(Some((username, password))),
         Presented::None => Ok(None),
@@ -110,7 +110,11 @@ pub(crate) async fn require(
     resource: Resource<'_>,
     action: Action,
 ) -> Result<(), Problem> {
-    if state.auth.authorize(&caller.identity, resource, action).await? {
+    if state
+        .auth
+        .authorize(&caller.identity, resource, action)
+        .await?
+    {
         Ok(())
     } else if caller.identity.account_id().is_none() {
         Err(Problem::new(
@@ -133,9 +137,13 @@ pub(crate) struct V2Caller {
 }
 
 impl V2Caller {
-    pub(crate) async fn from_request(state: &AppState, parts: &Parts) -> Result<V2Caller, ApiError> {
+    pub(crate) async fn from_request(
+        state: &AppState,
+        parts: &Parts,
+    ) -> Result<V2Caller, ApiError> {
         let client = client_info(parts);
-        let presented = presented(&parts.headers).map_err(|e| challenge_error(state, parts, None, e))?;
+        let presented =
+            presented(&parts.headers).map_err(|e| challenge_error(state, parts, None, e))?;
         let (identity, token, authenticated) = match presented {
             Presented::None => (Identity::anonymous(), None, false),
             Presented::Basic { username, password } => {

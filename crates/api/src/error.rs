@@ -112,9 +112,11 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::InvalidCredentials
             | AuthError::InvalidToken(_)
-            | AuthError::CredentialRefused(_) => {
-                ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, e.to_string())
-            }
+            | AuthError::CredentialRefused(_) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                e.to_string(),
+            ),
             AuthError::RateLimited(secs) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::TooManyRequests,
@@ -124,9 +126,11 @@ impl From<AuthError> for ApiError {
             AuthError::Denied => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, e.to_string())
             }
-            AuthError::Invalid(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, e.to_string())
-            }
+            AuthError::Invalid(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Unsupported,
+                e.to_string(),
+            ),
             AuthError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, e.to_string())
             }

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use axum::http::HeaderMap;
 use bulwark_auth::{Accounts, Authenticator};
 use bulwark_meta::JobStore;
 use bulwark_registry::Registry;

@@ -96,7 +96,11 @@ async fn get_token(
 
 /// `POST /v2/auth` with `grant_type=password` (`username`, `password`) or
 /// `grant_type=refresh_token` (`refresh_token`), `service`, `scope`, `access_type=offline`.
-pub async fn post(State(state): State<AppState>, parts: Parts, Form(params): Form<Params>) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    parts: Parts,
+    Form(params): Form<Params>,
+) -> Response {
     let client = client_info(&parts);
     match post_token(&state, &params, &client).await {
         Ok(token) => token_json(token),

@@ -6,12 +6,12 @@ use std::io;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bulwark_auth::Action;
 use bulwark_oci::{Digest, ErrorCode, Reference, RepoName};
 use bulwark_registry::{BlobRead, ByteRange, ByteStream, ListPage, MountOutcome, UploadState};
-use axum::http::request::Parts;
-use bulwark_auth::Action;
 use futures::{FutureExt, TryStreamExt};
 
 use crate::AppState;

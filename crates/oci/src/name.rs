@@ -131,6 +131,13 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Namespace a repository belongs to: its first path segment; a name without `/` belongs
+/// to `library` (as Docker Hub's official images do). Access control and events use this one
+/// rule.
+pub fn namespace_of(repository: &str) -> &str {
+    repository.split_once('/').map_or("library", |(ns, _)| ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,11 +201,4 @@ mod tests {
             let _ = Reference::parse(&s);
         }
     }
-}
-
-/// Namespace a repository belongs to: its first path segment; a name without `/` belongs
-/// to `library` (as Docker Hub's official images do). Access control and events use this one
-/// rule.
-pub fn namespace_of(repository: &str) -> &str {
-    repository.split_once('/').map_or("library", |(ns, _)| ns)
 }
