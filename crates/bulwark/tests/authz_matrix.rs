@@ -354,6 +354,29 @@ enum Act {
     RevokeAppToken,
     CreateApiToken,
     RevokeApiToken,
+    /// A fresh tag of the case's repository: its expiry set, made immutable, an immutable
+    /// one made mutable again, deleted into the Time Machine, purged, restored after a move.
+    TagExpiry,
+    TagImmutable,
+    TagMutable,
+    DeleteTag,
+    PurgeTag,
+    RestoreTag,
+    /// Immutability rules and retention policies of a throwaway repository (made with the
+    /// case's visibility), added or removed: rules and policies on the fixture repositories
+    /// would change what later rows push or keep.
+    AddRepoRule,
+    DeleteRepoRule,
+    AddRepoPolicy,
+    DeleteRepoPolicy,
+    /// The Time Machine window, immutability rules and retention policies of a throwaway
+    /// organization; a retention run there.
+    SetWindow,
+    AddOrgRule,
+    DeleteOrgRule,
+    AddOrgPolicy,
+    DeleteOrgPolicy,
+    RunRetention,
     Ping,
     Catalog,
     Tags,
@@ -406,7 +429,7 @@ impl Row {
 /// route by its label, the token service), what it needs, its status when allowed, and the
 /// request ([`Matrix::prepare`]).
 #[rustfmt::skip]
-const TABLE: [Row; 75] = [
+const TABLE: [Row; 98] = [
     m("GET",    "/api/v1/openapi.json",                                     N::Nothing,      200, A::Route),
     m("GET",    "/api/v1/user/",                                            N::OwnAccount,   200, A::Route),
     m("POST",   "/api/v1/user/",                                            N::Registration, 201, A::Register),
@@ -462,6 +485,29 @@ const TABLE: [Row; 75] = [
     m("GET",    "/api/v1/user/aggregatelogs",                               N::OwnAccount,   200, A::Route),
     m("GET",    "/api/v1/superuser/logs",                                   N::Superuser,    200, A::Route),
     m("GET",    "/api/v1/superuser/aggregatelogs",                          N::Superuser,    200, A::Route),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/tag/",                      N::Pull,         200, A::Route),
+    m("PUT",    "/api/v1/repository/{ns}/{repo}/tag/{tag}",                 N::Push,         204, A::TagExpiry),
+    m("PUT",    "/api/v1/repository/{ns}/{repo}/tag/{tag}",                 N::RepoAdmin,    204, A::TagImmutable),
+    m("PUT",    "/api/v1/repository/{ns}/{repo}/tag/{tag}",                 N::RepoAdmin,    204, A::TagMutable),
+    m("DELETE", "/api/v1/repository/{ns}/{repo}/tag/{tag}",                 N::Delete,       204, A::DeleteTag),
+    m("DELETE", "/api/v1/repository/{ns}/{repo}/tag/{tag}",                 N::RepoAdmin,    204, A::PurgeTag),
+    m("POST",   "/api/v1/repository/{ns}/{repo}/tag/{tag}/restore",         N::Push,         204, A::RestoreTag),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/immutabilityrules",         N::Pull,         200, A::Route),
+    m("POST",   "/api/v1/repository/{ns}/{repo}/immutabilityrules",         N::RepoAdmin,    201, A::AddRepoRule),
+    m("DELETE", "/api/v1/repository/{ns}/{repo}/immutabilityrules/{id}",    N::RepoAdmin,    204, A::DeleteRepoRule),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::Pull,         200, A::Route),
+    m("POST",   "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::RepoAdmin,    201, A::AddRepoPolicy),
+    m("DELETE", "/api/v1/repository/{ns}/{repo}/autoprunepolicy/{id}",      N::RepoAdmin,    204, A::DeleteRepoPolicy),
+    m("GET",    "/api/v1/organization/{org}/timemachine",                   N::OrgView,      200, A::Route),
+    m("PUT",    "/api/v1/organization/{org}/timemachine",                   N::OrgAdmin,     200, A::SetWindow),
+    m("GET",    "/api/v1/organization/{org}/immutabilityrules",             N::OrgView,      200, A::Route),
+    m("POST",   "/api/v1/organization/{org}/immutabilityrules",             N::OrgAdmin,     201, A::AddOrgRule),
+    m("DELETE", "/api/v1/organization/{org}/immutabilityrules/{id}",        N::OrgAdmin,     204, A::DeleteOrgRule),
+    m("GET",    "/api/v1/organization/{org}/autoprunepolicy/",              N::OrgView,      200, A::Route),
+    m("POST",   "/api/v1/organization/{org}/autoprunepolicy/",              N::OrgAdmin,     201, A::AddOrgPolicy),
+    m("DELETE", "/api/v1/organization/{org}/autoprunepolicy/{id}",          N::OrgAdmin,     204, A::DeleteOrgPolicy),
+    m("POST",   "/api/v1/organization/{org}/autoprunepolicy/run",           N::OrgAdmin,     200, A::RunRetention),
+    m("POST",   "/api/v1/superuser/gc",                                     N::Superuser,    200, A::Route),
     r("GET",    "base",                                                     N::Login,        200, A::Ping),
     r("HEAD",   "base",                                                     N::Login,        200, A::Ping),
     r("GET",    "catalog",                                                  N::Catalog,      200, A::Catalog),
@@ -922,6 +968,21 @@ impl Matrix {
         repo
     }
 
+    /// A new tag of `repo` on a manifest of its own over `image`'s blobs; its name and the
+    /// manifest's digest.
+    async fn fresh_tag(&self, repo: &str, image: &Image, prefix: &str) -> (String, Digest) {
+        let tag = self.unique(prefix);
+        let digest = self.push_manifest(repo, &tag, image.manifest(&tag)).await;
+        (tag, digest)
+    }
+
+    /// An immutability rule (`rules`) or retention policy (`policies`) made by the superuser
+    /// at `base` (a namespace's or repository's collection); its id.
+    async fn rule_or_policy(&self, base: &str, body: Value) -> i64 {
+        let created = self.admin(Method::POST, base, Some(body), 201).await;
+        created["id"].as_i64().expect("id")
+    }
+
     /// The organization, its teams, users, robots, repositories with an image, tokens; the
     /// revoked credentials are checked to have worked before they were revoked.
     async fn set_up(&mut self) {
@@ -1266,6 +1327,89 @@ impl Matrix {
                     self.admin_api_token.clone()
                 };
                 Req::to(format!("/api/v1/user/apitoken/{id}"))
+            }
+            Act::TagExpiry
+            | Act::TagImmutable
+            | Act::TagMutable
+            | Act::DeleteTag
+            | Act::PurgeTag => {
+                let (tag, _) = self.fresh_tag(repo(), image(), "lc").await;
+                let path = format!("/api/v1/repository/{}/tag/{tag}", repo());
+                match act {
+                    Act::TagExpiry => {
+                        let tomorrow = now_millis() / 1000 + 86_400;
+                        Req::to(path).json(json!({ "expiration": tomorrow }))
+                    }
+                    Act::TagImmutable => Req::to(path).json(json!({ "immutable": true })),
+                    Act::TagMutable => {
+                        let body = json!({ "immutable": true });
+                        self.admin(Method::PUT, &path, Some(body), 204).await;
+                        Req::to(path).json(json!({ "immutable": false }))
+                    }
+                    Act::PurgeTag => Req::to(format!("{path}?permanent=true")),
+                    _ => Req::to(path),
+                }
+            }
+            Act::RestoreTag => {
+                // The tag moves on; restoring points it back at where it was.
+                let (tag, before) = self.fresh_tag(repo(), image(), "lc").await;
+                let moved = image().manifest(&format!("{tag} moved"));
+                self.push_manifest(repo(), &tag, moved).await;
+                Req::to(format!("/api/v1/repository/{}/tag/{tag}/restore", repo()))
+                    .json(json!({ "manifest_digest": before.to_string() }))
+            }
+            Act::AddRepoRule | Act::DeleteRepoRule | Act::AddRepoPolicy | Act::DeleteRepoPolicy => {
+                let vis = vis.expect("a row on a repository");
+                let repo = self.throwaway_repo(vis).await;
+                let (collection, body) = match act {
+                    Act::AddRepoRule | Act::DeleteRepoRule => (
+                        format!("/api/v1/repository/{repo}/immutabilityrules"),
+                        json!({ "tag_pattern": "frozen-.*" }),
+                    ),
+                    _ => (
+                        format!("/api/v1/repository/{repo}/autoprunepolicy/"),
+                        json!({ "method": "number_of_tags", "value": 3, "tagPattern": "old-.*" }),
+                    ),
+                };
+                match act {
+                    Act::AddRepoRule | Act::AddRepoPolicy => Req::to(collection).json(body),
+                    _ => {
+                        let id = self.rule_or_policy(&collection, body).await;
+                        let collection = collection.trim_end_matches('/');
+                        Req::to(format!("{collection}/{id}"))
+                    }
+                }
+            }
+            Act::SetWindow
+            | Act::AddOrgRule
+            | Act::DeleteOrgRule
+            | Act::AddOrgPolicy
+            | Act::DeleteOrgPolicy
+            | Act::RunRetention => {
+                let org = self.throwaway_org().await;
+                let rules = format!("/api/v1/organization/{org}/immutabilityrules");
+                let policies = format!("/api/v1/organization/{org}/autoprunepolicy/");
+                let rule = json!({ "tag_pattern": "frozen-.*" });
+                let policy =
+                    json!({ "method": "creation_date", "value": "7d", "tagPattern": "old-.*" });
+                match act {
+                    Act::SetWindow => Req::to(format!("/api/v1/organization/{org}/timemachine"))
+                        .json(json!({ "tag_expiration_s": 7 * 86_400 })),
+                    Act::AddOrgRule => Req::to(rules).json(rule),
+                    Act::DeleteOrgRule => {
+                        let id = self.rule_or_policy(&rules, rule).await;
+                        Req::to(format!("{rules}/{id}"))
+                    }
+                    Act::AddOrgPolicy => Req::to(policies).json(policy),
+                    Act::DeleteOrgPolicy => {
+                        let id = self.rule_or_policy(&policies, policy).await;
+                        Req::to(format!("{policies}{id}"))
+                    }
+                    _ => {
+                        self.rule_or_policy(&policies, policy).await;
+                        Req::to(format!("{policies}run"))
+                    }
+                }
             }
             Act::Ping => Req::to("/v2/"),
             Act::Catalog => Req::to("/v2/_catalog"),
