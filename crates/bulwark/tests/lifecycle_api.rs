@@ -870,3 +870,55 @@ async fn the_retention_job_prunes_on_its_own() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_retention_commands_locally_and_remotely() {
+    let lab = Lab::start(&[("BULWARK_LIFECYCLE__RETENTION_EVERY_SECS", "0")]);
+    for (i, tag) in ["rc-1", "rc-2", "rc-3", "stable"].iter().enumerate() {
+        lab.push_ok(tag, 40 + i as u8).await;
+    }
+    let ok = |remote: bool, args: &[&str]| {
+        cli(&lab, remote, args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let added = ok(
+        true,
+        &[
+            "retention",
+            "add",
+            REPO,
+            "--keep",
+            "1",
+            "--pattern",
+            "rc-.*",
+        ],
+    );
+    assert_eq!(
+        (&added["method"], &added["value"]),
+        (&json!("number_of_tags"), &json!(1))
+    );
+    let ns = ok(false, &["retention", "add", "admin", "--keep-for", "2w"]);
+    assert_eq!(ns["value"], "2w");
+    let listed = ok(false, &["retention", "list", REPO]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    // Everything is within two weeks, so the namespace policy keeps all: nothing goes.
+    let dry = ok(false, &["retention", "run", "admin", "--dry-run"]);
+    assert_eq!(dry["pruned"], json!([]), "{dry}");
+    let id = ns["id"].to_string();
+    let refused = cli(&lab, false, &["retention", "delete", REPO, &id])
+        .expect_err("a namespace policy is not the repository's");
+    assert!(refused.contains("not found"), "{refused}");
+    ok(true, &["retention", "delete", "admin", &id]);
+
+    let dry = ok(false, &["retention", "run", "admin", "--dry-run"]);
+    assert_eq!(dry["pruned"].as_array().unwrap().len(), 2, "{dry}");
+    assert_eq!(lab.listed_tags().await.len(), 4);
+    let run = ok(true, &["retention", "run", "admin"]);
+    assert_eq!(run["dry_run"], false);
+    assert_eq!(lab.listed_tags().await, ["rc-3", "stable"]);
+    ok(
+        false,
+        &["retention", "delete", REPO, &added["id"].to_string()],
+    );
+    assert_eq!(ok(true, &["retention", "list", "admin"]), json!([]));
+}

@@ -25,7 +25,7 @@ pub use lifecycle::{
     EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, parse_duration,
 };
 pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
-pub use retention::Pruned;
+pub use retention::{PolicyView, Pruned};
 pub use uploads::{BlobRead, ByteRange, MountOutcome, UploadState};
 
 /// Input limits; each has a configuration key in the binary.

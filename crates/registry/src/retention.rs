@@ -25,6 +25,53 @@ pub struct Pruned {
     pub policies: Vec<i64>,
 }
 
+/// A policy as the management API shows it (Quay's shape: one method per policy), read
+/// back by the CLI.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyView {
+    pub id: i64,
+    pub namespace: String,
+    /// The full repository name; absent for a policy over the whole namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// `number_of_tags` or `creation_date`.
+    pub method: String,
+    /// The number of tags kept, or how long tags are kept (`<N>[smhdw]`).
+    pub value: serde_json::Value,
+    #[serde(rename = "tagPattern")]
+    pub tag_pattern: String,
+    /// Milliseconds since the Unix epoch.
+    pub created: i64,
+}
+
+impl From<RetentionPolicy> for PolicyView {
+    fn from(p: RetentionPolicy) -> Self {
+        let (method, value) = match (p.keep_count, p.keep_secs) {
+            (Some(n), _) => ("number_of_tags", n.into()),
+            (None, secs) => ("creation_date", duration_text(secs.unwrap_or(0)).into()),
+        };
+        PolicyView {
+            id: p.id,
+            namespace: p.namespace,
+            repository: p.repository,
+            method: method.into(),
+            value,
+            tag_pattern: p.pattern,
+            created: p.created_at,
+        }
+    }
+}
+
+/// `secs` in the largest unit that divides it, as `parse_duration` reads it.
+fn duration_text(secs: u64) -> String {
+    let units = [(7 * 86_400, 'w'), (86_400, 'd'), (3600, 'h'), (60, 'm')];
+    let (n, unit) = units
+        .iter()
+        .find(|(size, _)| secs > 0 && secs.is_multiple_of(*size))
+        .map_or((secs, 's'), |(size, unit)| (secs / size, *unit));
+    format!("{n}{unit}")
+}
+
 /// Live tags read per query.
 const PAGE: u32 = 1000;
 
@@ -88,13 +135,27 @@ impl Registry {
         Ok(policy)
     }
 
+    /// Deletes a policy of `namespace`; with `repository`, only one of the repository's own
+    /// (its namespace's are the namespace admins').
     pub async fn delete_retention_policy(
         &self,
         namespace: &str,
+        repository: Option<&RepoName>,
         id: i64,
         actor: Actor,
         origin: Origin,
     ) -> Result<(), RegistryError> {
+        if let Some(repo) = repository {
+            let own = self
+                .meta
+                .retention_policies(Some(namespace), Some(repo.as_str()))
+                .await?
+                .iter()
+                .any(|p| p.id == id && p.repository.as_deref() == Some(repo.as_str()));
+            if !own {
+                return Err(RegistryError::PolicyUnknown(id));
+            }
+        }
         if !self.meta.delete_retention_policy(namespace, id).await? {
             return Err(RegistryError::PolicyUnknown(id));
         }
@@ -252,6 +313,15 @@ mod tests {
 
     fn names(pruned: Vec<Pruned>) -> Vec<String> {
         pruned.into_iter().map(|p| p.tag).collect()
+    }
+
+    #[test]
+    fn durations_show_in_their_largest_unit() {
+        assert_eq!(duration_text(14 * 86_400), "2w");
+        assert_eq!(duration_text(3 * 86_400), "3d");
+        assert_eq!(duration_text(7200), "2h");
+        assert_eq!(duration_text(120), "2m");
+        assert_eq!(duration_text(90), "90s");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bulwark_auth::{Action, Resource};
-use bulwark_registry::{Keep, Pruned, RegistryError, RetentionPolicy, parse_duration};
+use bulwark_registry::{Keep, PolicyView, Pruned, RetentionPolicy, parse_duration};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Json, Path, Query};
@@ -16,51 +16,6 @@ use super::tags::{origin, repo_name};
 use crate::AppState;
 use crate::auth::{Caller, require};
 use crate::problem::Problem;
-
-#[derive(Serialize)]
-struct PolicyView {
-    id: i64,
-    namespace: String,
-    /// The full repository name; absent for a policy over the whole namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repository: Option<String>,
-    method: &'static str,
-    /// The number of tags kept, or how long tags are kept (`<N>[smhdw]`).
-    value: serde_json::Value,
-    #[serde(rename = "tagPattern")]
-    tag_pattern: String,
-    /// Milliseconds since the Unix epoch.
-    created: i64,
-}
-
-/// `secs` in the largest unit that divides it.
-fn duration_text(secs: u64) -> String {
-    let units = [(7 * 86_400, 'w'), (86_400, 'd'), (3600, 'h'), (60, 'm')];
-    let (n, unit) = units
-        .iter()
-        .find(|(size, _)| secs > 0 && secs.is_multiple_of(*size))
-        .map_or((secs, 's'), |(size, unit)| (secs / size, *unit));
-    format!("{n}{unit}")
-}
-
-impl From<RetentionPolicy> for PolicyView {
-    fn from(p: RetentionPolicy) -> Self {
-        // The API makes one method per policy.
-        let (method, value) = match (p.keep_count, p.keep_secs) {
-            (Some(n), _) => ("number_of_tags", n.into()),
-            (None, secs) => ("creation_date", duration_text(secs.unwrap_or(0)).into()),
-        };
-        PolicyView {
-            id: p.id,
-            namespace: p.namespace,
-            repository: p.repository,
-            method,
-            value,
-            tag_pattern: p.pattern,
-            created: p.created_at,
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct PolicyList {
@@ -164,7 +119,7 @@ pub(crate) async fn org_delete(
     require(&state, &caller, Resource::Namespace(&org), Action::Admin).await?;
     state
         .registry
-        .delete_retention_policy(&org, id, caller.identity.actor(), origin(&caller))
+        .delete_retention_policy(&org, None, id, caller.identity.actor(), origin(&caller))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -275,37 +230,15 @@ pub(crate) async fn repo_delete(
         Action::Admin,
     )
     .await?;
-    let own = state
-        .registry
-        .retention_policies(name.namespace(), Some(&name))
-        .await?
-        .iter()
-        .any(|p| p.id == id && p.repository.as_deref() == Some(name.as_str()));
-    if !own {
-        return Err(RegistryError::PolicyUnknown(id).into());
-    }
     state
         .registry
         .delete_retention_policy(
             name.namespace(),
+            Some(&name),
             id,
             caller.identity.actor(),
             origin(&caller),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_show_in_their_largest_unit() {
-        assert_eq!(duration_text(14 * 86_400), "2w");
-        assert_eq!(duration_text(3 * 86_400), "3d");
-        assert_eq!(duration_text(7200), "2h");
-        assert_eq!(duration_text(90), "90s");
-        assert_eq!(duration_text(120), "2m");
-    }
 }

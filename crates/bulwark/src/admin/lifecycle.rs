@@ -1,5 +1,5 @@
-//! `bulwark tag history|restore|expire|immutable` and `bulwark gc`: the tag lifecycle from
-//! the command line, over the same two backends as the other administration commands
+//! `bulwark tag history|restore|expire|immutable`, `bulwark retention list|add|delete|run`
+//! and `bulwark gc`: the tag lifecycle from the command line, over the same two backends as the other administration commands
 //! (locally the registry on the configured storage as the operator, remotely the
 //! management API as the caller).
 
@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 use bulwark_meta::now_millis;
 use bulwark_oci::{Digest, RepoName, Tag};
-use bulwark_registry::{GcReport, HistoryRequest, Registry, RegistryError, TagRecord};
+use bulwark_registry::{
+    GcReport, HistoryRequest, Keep, PolicyView, Pruned, Registry, RegistryError, TagRecord,
+};
 use clap::Subcommand;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -68,6 +70,78 @@ pub enum TagCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// The policies of a namespace, or those that apply to a repository.
+    List {
+        #[arg(value_parser = Scope::parse, value_name = "NAMESPACE[/REPOSITORY]")]
+        scope: Scope,
+    },
+    /// Add a policy: among the live tags matching --pattern, keep the --keep most recently
+    /// pushed, or those pushed within --keep-for; the others are pruned into the history.
+    Add {
+        #[arg(value_parser = Scope::parse, value_name = "NAMESPACE[/REPOSITORY]")]
+        scope: Scope,
+        #[arg(
+            long,
+            required_unless_present = "keep_for",
+            conflicts_with = "keep_for"
+        )]
+        keep: Option<u32>,
+        #[arg(long, value_parser = parse_duration)]
+        keep_for: Option<Duration>,
+        /// A regular expression over whole tag names (default: every tag).
+        #[arg(long)]
+        pattern: Option<String>,
+    },
+    /// Remove a policy (a repository's own, or any of a namespace's).
+    Delete {
+        #[arg(value_parser = Scope::parse, value_name = "NAMESPACE[/REPOSITORY]")]
+        scope: Scope,
+        id: i64,
+    },
+    /// Apply a namespace's policies now; --dry-run lists what would be pruned.
+    Run {
+        namespace: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// A namespace, or a repository in one.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    Namespace(String),
+    Repository(RepoPath),
+}
+
+impl Scope {
+    fn parse(s: &str) -> Result<Scope, String> {
+        if s.contains('/') {
+            RepoPath::parse(s).map(Scope::Repository)
+        } else if s.is_empty() {
+            Err("expected NAMESPACE or NAMESPACE/REPOSITORY".into())
+        } else {
+            Ok(Scope::Namespace(s.to_owned()))
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Namespace(ns) => f.write_str(ns),
+            Scope::Repository(repo) => repo.fmt(f),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RetentionRun {
+    dry_run: bool,
+    pruned: Vec<Pruned>,
+}
+
 /// One row of a tag's history, in the management API's shape (seconds since the epoch).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TagRow {
@@ -121,6 +195,16 @@ pub trait Lifecycle {
     ) -> Result<()>;
     async fn set_tag_immutable(&self, repo: &RepoPath, tag: &str, immutable: bool) -> Result<()>;
     async fn collect_garbage(&self) -> Result<GcReport>;
+
+    async fn retention_policies(&self, scope: &Scope) -> Result<Vec<PolicyView>>;
+    async fn add_retention_policy(
+        &self,
+        scope: &Scope,
+        pattern: &str,
+        keep: Keep,
+    ) -> Result<PolicyView>;
+    async fn delete_retention_policy(&self, scope: &Scope, id: i64) -> Result<()>;
+    async fn apply_retention(&self, namespace: &str, dry_run: bool) -> Result<Vec<Pruned>>;
 }
 
 pub async fn tag(backend: &impl Lifecycle, command: TagCommand) -> Result<Output> {
@@ -196,6 +280,62 @@ pub async fn tag(backend: &impl Lifecycle, command: TagCommand) -> Result<Output
             backend.set_tag_immutable(&repository, &tag, !off).await?;
             let state = if off { "mutable" } else { "immutable" };
             Output::done(format!("{repository}:{tag} is {state}"))
+        }
+    }
+}
+
+pub async fn retention(backend: &impl Lifecycle, command: RetentionCommand) -> Result<Output> {
+    match command {
+        RetentionCommand::List { scope } => {
+            let policies = backend.retention_policies(&scope).await?;
+            let rows = policies.iter().map(|p| {
+                vec![
+                    p.id.to_string(),
+                    p.repository
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/*", p.namespace)),
+                    p.tag_pattern.clone(),
+                    p.method.clone(),
+                    p.value.to_string().trim_matches('"').to_owned(),
+                ]
+            });
+            let text = table(&["ID", "SCOPE", "PATTERN", "METHOD", "VALUE"], rows);
+            Output::new(text, policies)
+        }
+        RetentionCommand::Add {
+            scope,
+            keep,
+            keep_for,
+            pattern,
+        } => {
+            let keep = Keep {
+                count: keep,
+                secs: keep_for.map(|d| d.as_secs()),
+            };
+            let pattern = pattern.unwrap_or_else(|| ".*".into());
+            let policy = backend.add_retention_policy(&scope, &pattern, keep).await?;
+            let text = format!("added retention policy {} to {scope}", policy.id);
+            Output::new(text, policy)
+        }
+        RetentionCommand::Delete { scope, id } => {
+            backend.delete_retention_policy(&scope, id).await?;
+            Output::done(format!("deleted retention policy {id} of {scope}"))
+        }
+        RetentionCommand::Run { namespace, dry_run } => {
+            let pruned = backend.apply_retention(&namespace, dry_run).await?;
+            let rows = pruned.iter().map(|p| {
+                vec![
+                    format!("{}:{}", p.repository, p.tag),
+                    p.manifest_digest.to_string(),
+                ]
+            });
+            let verb = if dry_run { "would prune" } else { "pruned" };
+            let text = format!(
+                "{verb} {} tags\n{}",
+                pruned.len(),
+                table(&["TAG", "DIGEST"], rows)
+            );
+            Output::new(text, RetentionRun { dry_run, pruned })
         }
     }
 }
@@ -290,6 +430,58 @@ impl Lifecycle for Local {
     async fn collect_garbage(&self) -> Result<GcReport> {
         Ok(self.registry().await?.collect_garbage().await?)
     }
+
+    async fn retention_policies(&self, scope: &Scope) -> Result<Vec<PolicyView>> {
+        let (registry, namespace, repo) = self.scope(scope).await?;
+        let policies = registry
+            .retention_policies(&namespace, repo.as_ref())
+            .await?;
+        Ok(policies.into_iter().map(Into::into).collect())
+    }
+
+    async fn add_retention_policy(
+        &self,
+        scope: &Scope,
+        pattern: &str,
+        keep: Keep,
+    ) -> Result<PolicyView> {
+        let (registry, namespace, repo) = self.scope(scope).await?;
+        let (actor, origin) = self.actor();
+        let policy = registry
+            .add_retention_policy(&namespace, repo.as_ref(), pattern, keep, actor, origin)
+            .await?;
+        Ok(policy.into())
+    }
+
+    async fn delete_retention_policy(&self, scope: &Scope, id: i64) -> Result<()> {
+        let (registry, namespace, repo) = self.scope(scope).await?;
+        let (actor, origin) = self.actor();
+        Ok(registry
+            .delete_retention_policy(&namespace, repo.as_ref(), id, actor, origin)
+            .await?)
+    }
+
+    async fn apply_retention(&self, namespace: &str, dry_run: bool) -> Result<Vec<Pruned>> {
+        let (actor, origin) = self.actor();
+        Ok(self
+            .registry()
+            .await?
+            .apply_retention(Some(namespace), dry_run, actor, origin)
+            .await?)
+    }
+}
+
+impl Local {
+    /// The registry, the scope's namespace and its repository's name if it names one.
+    async fn scope(&self, scope: &Scope) -> Result<(&Registry, String, Option<RepoName>)> {
+        match scope {
+            Scope::Namespace(ns) => Ok((self.registry().await?, ns.clone(), None)),
+            Scope::Repository(repo) => {
+                let (registry, name) = self.at(repo).await?;
+                Ok((registry, repo.namespace.clone(), Some(name)))
+            }
+        }
+    }
 }
 
 impl Lifecycle for Remote {
@@ -337,5 +529,62 @@ impl Lifecycle for Remote {
     async fn collect_garbage(&self) -> Result<GcReport> {
         let url = self.url(&["superuser", "gc"]);
         self.call(Method::POST, url, None).await
+    }
+
+    async fn retention_policies(&self, scope: &Scope) -> Result<Vec<PolicyView>> {
+        #[derive(Deserialize)]
+        struct Policies {
+            policies: Vec<PolicyView>,
+        }
+        let list: Policies = self
+            .call(Method::GET, self.policies_url(scope, ""), None)
+            .await?;
+        Ok(list.policies)
+    }
+
+    async fn add_retention_policy(
+        &self,
+        scope: &Scope,
+        pattern: &str,
+        keep: Keep,
+    ) -> Result<PolicyView> {
+        // Quay's shape: one method per policy.
+        let mut body = match (keep.count, keep.secs) {
+            (Some(n), _) => json!({ "method": "number_of_tags", "value": n }),
+            (None, secs) => json!({
+                "method": "creation_date",
+                "value": format!("{}s", secs.unwrap_or(0)),
+            }),
+        };
+        body["tagPattern"] = pattern.into();
+        self.call(Method::POST, self.policies_url(scope, ""), Some(body))
+            .await
+    }
+
+    async fn delete_retention_policy(&self, scope: &Scope, id: i64) -> Result<()> {
+        let url = self.policies_url(scope, &id.to_string());
+        self.act(Method::DELETE, url, None).await
+    }
+
+    async fn apply_retention(&self, namespace: &str, dry_run: bool) -> Result<Vec<Pruned>> {
+        #[derive(Deserialize)]
+        struct Run {
+            pruned: Vec<Pruned>,
+        }
+        let mut url = self.url(&["organization", namespace, "autoprunepolicy", "run"]);
+        url.query_pairs_mut()
+            .append_pair("dry_run", &dry_run.to_string());
+        let run: Run = self.call(Method::POST, url, None).await?;
+        Ok(run.pruned)
+    }
+}
+
+impl Remote {
+    /// `…/autoprunepolicy/` of the scope, then `last` (empty: the trailing slash).
+    fn policies_url(&self, scope: &Scope, last: &str) -> reqwest::Url {
+        match scope {
+            Scope::Namespace(ns) => self.url(&["organization", ns, "autoprunepolicy", last]),
+            Scope::Repository(repo) => self.repo_url(repo, &["autoprunepolicy", last]),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! `bulwark user|org|robot|repo|token|tag|gc …`: administration of accounts, organizations,
+//! `bulwark user|org|robot|repo|token|tag|retention|gc …`: administration of accounts, organizations,
 //! robots, repositories, application tokens and the tag lifecycle from the command line.
 //! One set of commands over two [`Backend`]s: the local metadata database (the
 //! configuration of `serve`: `--config`, `--data-dir`, `BULWARK_…`) or, with `--server`, a
@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use self::backend::{Backend, Grantee, RepoPath};
-use self::lifecycle::{Lifecycle, TagCommand};
+use self::lifecycle::{Lifecycle, RetentionCommand, TagCommand};
 use self::local::Local;
 use self::remote::{Login, Remote};
 use crate::config::{Config, Overrides};
@@ -74,6 +74,13 @@ pub enum AdminCommand {
         target: Target,
         #[command(subcommand)]
         command: TagCommand,
+    },
+    /// Retention (auto-prune) policies of namespaces and repositories, and running them.
+    Retention {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: RetentionCommand,
     },
     /// Collect garbage now and report what was reclaimed (superusers).
     Gc {
@@ -375,6 +382,7 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Repo { target, .. }
     | AdminCommand::Token { target, .. }
     | AdminCommand::Tag { target, .. }
+    | AdminCommand::Retention { target, .. }
     | AdminCommand::Gc { target }) = &command;
     let target = target.clone();
     let stdin = Stdin {
@@ -470,6 +478,7 @@ async fn execute(
         AdminCommand::Repo { command, .. } => repo(backend, command).await,
         AdminCommand::Token { command, .. } => token(backend, command).await,
         AdminCommand::Tag { command, .. } => lifecycle::tag(backend, command).await,
+        AdminCommand::Retention { command, .. } => lifecycle::retention(backend, command).await,
         AdminCommand::Gc { .. } => lifecycle::gc(backend).await,
     }
 }
