@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod keys;
 mod lifecycle;
 mod logs;
 mod scan;
@@ -31,6 +32,11 @@ enum Command {
     },
     #[command(flatten)]
     Admin(admin::AdminCommand),
+    /// The keys that sign registry tokens.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -51,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Command::Scan(args) => scan::run(args),
         Command::Logs { command } => logs::run(command),
         Command::Admin(command) => admin::run(command),
+        Command::Keys { command } => keys::run(command),
         Command::Config {
             command: ConfigCommand::Print(o),
         } => {
