@@ -71,6 +71,7 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let route = parse_target(&path);
     let name = route_name(route.as_ref(), req.method());
+    let sends_body = sends_body(req.headers());
     let mut resp = match route {
         None => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -102,8 +103,24 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
     );
+    // A refused request's body may be left unread (a chunk at the wrong offset, a push
+    // without credentials): the server will not read on, so say so, or the client may reuse
+    // the connection and see it cut under its next request.
+    if sends_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp.extensions_mut().insert(RouteName(name));
     resp
+}
+
+/// Whether a request carries a body (a non-zero length or a chunked one).
+fn sends_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// What a request needs the caller to be allowed.
