@@ -22,7 +22,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (_, accounts) = serve::open_accounts(&config).await?;
+        let (_, accounts, action_log) = serve::open_accounts(&config).await?;
         let auth = accounts.authenticator();
         let kid = auth
             .rotate_signing_key()
@@ -31,6 +31,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
         auth.events().emit(
             Event::new("signing_key.rotate", Actor::system(), Origin::default()).target(&kid),
         );
+        action_log.close().await;
         println!("new signing key {kid}; the previous keys are retired and keep verifying");
         Ok(())
     })

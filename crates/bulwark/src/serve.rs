@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bulwark_audit::ActionLog;
 use bulwark_auth::{Accounts, Authenticator};
-use bulwark_events::{EventSink, LogSink};
+use bulwark_events::EventSink;
 use bulwark_jobs::{JobError, JobHandler, Runner, RunnerConfig};
 use bulwark_meta::{Job, SqlMetaStore};
 use bulwark_registry::Registry;
@@ -78,15 +79,16 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// The metadata database and the account services over it, built the same way for `serve`
-/// and for the local administration commands, so both apply the same settings. (The local
-/// commands log their events; `serve` stores them in the action log.)
+/// The metadata database, the action log and the account services over them, built the
+/// same way for `serve` and for the local administration commands, so both apply the same
+/// settings and record the same events. Close the action log before exiting.
 pub(crate) async fn open_accounts(
     config: &Config,
-) -> anyhow::Result<(Arc<SqlMetaStore>, Arc<Accounts>)> {
+) -> anyhow::Result<(Arc<SqlMetaStore>, Arc<Accounts>, ActionLog)> {
     let meta = open_meta(config).await?;
-    let accounts = accounts_over(config, meta.clone(), Arc::new(LogSink)).await?;
-    Ok((meta, accounts))
+    let action_log = crate::logs::start(&config.audit, meta.clone()).await?;
+    let accounts = accounts_over(config, meta.clone(), action_log.sink()).await?;
+    Ok((meta, accounts, action_log))
 }
 
 async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqlMetaStore>> {

@@ -241,13 +241,24 @@ async fn local_commands_work_beside_a_server_and_without_one() {
     let args = ["user", "add", "alice", "--email", "alice@example.com"];
     let args = [&args[..], &["--password-stdin"]].concat();
     let out = local.run_with(&args, "alice-password-1\n");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = succeeded(&args, out);
     assert!(stdout.contains("created user alice"), "{stdout}");
     assert!(!stdout.contains("alice-password-1"), "{stdout}");
-    // The event, as the server would emit it, naming the operator and the local CLI.
-    assert!(stderr.contains("user.create"), "{stderr}");
-    assert!(stderr.contains("bulwark-cli/"), "{stderr}");
+    // The event is in the action log, as the server's own are, naming the operator and the
+    // local CLI.
+    let log = std::process::Command::new(BIN)
+        .args(["logs", "list", "--json", "--data-dir"])
+        .arg(server.data_dir())
+        .env("BULWARK_LOG__LEVEL", "warn")
+        .output()
+        .expect("run bulwark logs list");
+    let log = String::from_utf8_lossy(&log.stdout);
+    let created = log
+        .lines()
+        .find(|line| line.contains("\"user.create\""))
+        .unwrap_or_else(|| panic!("no user.create entry in the action log: {log}"));
+    assert!(created.contains("bulwark-cli/"), "{created}");
+    assert!(created.contains("admin"), "{created}");
     assert_eq!(
         login_status(&server, "alice", "alice-password-1").await,
         StatusCode::OK

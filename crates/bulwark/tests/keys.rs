@@ -1,5 +1,6 @@
 //! `bulwark keys rotate` on the data directory of a running server: after a restart, tokens
-//! signed with the retired key still verify and new tokens carry the new key's id.
+//! signed with the retired key still verify and new tokens carry the new key's id; the
+//! rotation, made by a local command, is in the action log like the server's own events.
 
 #[path = "common/access.rs"]
 mod access;
@@ -50,7 +51,18 @@ async fn a_rotated_key_signs_new_tokens_and_the_retired_one_still_verifies() {
         "keys rotate failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = Command::new(BIN)
+        .args(["logs", "list", "--data-dir"])
+        .arg(server.data_dir())
+        .env("BULWARK_LOG__LEVEL", "warn")
+        .output()
+        .expect("run bulwark logs list");
+    assert!(
+        String::from_utf8_lossy(&log.stdout).contains("signing_key.rotate"),
+        "the rotation is in the action log: {}",
+        String::from_utf8_lossy(&log.stdout)
+    );
 
     server.restart();
     let after = access::registry_token(&server, admin, "registry:catalog:*").await;

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use bulwark_audit::ActionLog;
 use bulwark_auth::access::namespace_of;
 use bulwark_auth::{Accounts, AuthError, ClientInfo, Credential, Identity, Principal};
-use bulwark_events::{Actor, LogSink, Origin};
+use bulwark_events::{Actor, Origin};
 use bulwark_meta::{
     Account, AccountKind, RepoRole, RepositoryInfo, SqlMetaStore, TeamRole, Visibility,
 };
@@ -34,6 +35,8 @@ pub struct Local {
     config: Config,
     meta: Arc<SqlMetaStore>,
     registry: OnceCell<Arc<Registry>>,
+    /// Where the commands' events go, as a server's do.
+    action_log: ActionLog,
 }
 
 impl Local {
@@ -47,7 +50,7 @@ impl Local {
                 config.sqlite_path().display()
             );
         }
-        let (meta, accounts) = serve::open_accounts(config).await?;
+        let (meta, accounts, action_log) = serve::open_accounts(config).await?;
         let operator = operator(&accounts).await?;
         Ok(Local {
             accounts,
@@ -60,15 +63,22 @@ impl Local {
             config: config.clone(),
             meta,
             registry: OnceCell::new(),
+            action_log,
         })
     }
 
-    /// The registry of the configured storage; its events are logged, like the accounts'.
+    /// Writes out the events still queued for the action log.
+    pub async fn close(&self) {
+        self.action_log.close().await;
+    }
+
+    /// The registry of the configured storage; its events go to the action log, like the
+    /// accounts'.
     pub(super) async fn registry(&self) -> Result<&Registry> {
         let registry = self
             .registry
             .get_or_try_init(|| {
-                serve::open_registry(&self.config, self.meta.clone(), Arc::new(LogSink))
+                serve::open_registry(&self.config, self.meta.clone(), self.action_log.sink())
             })
             .await?;
         Ok(registry)

@@ -400,9 +400,11 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
                 listen: None,
                 data_dir: target.data_dir,
             })?;
-            // Events go to the log, as the server's do.
             crate::serve::init_logging(&config)?;
-            execute(&Local::open(&config).await?, command, &stdin).await?
+            let local = Local::open(&config).await?;
+            let output = execute(&local, command, &stdin).await;
+            local.close().await;
+            output?
         }
     };
     output.print(target.format)
