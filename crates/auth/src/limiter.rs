@@ -94,6 +94,9 @@ impl LoginLimiter {
         let wait = Self::keys(account, address)
             .filter_map(|key| state.entries.get(&key))
             .filter(|e| now.saturating_duration_since(e.last_failure) < self.forget_after)
+            // Below the threshold there is no wait at all, even when a concurrent request
+            // recorded its failure at an instant later than this request's `now`.
+            .filter(|e| !self.delay(e.failures).is_zero())
             .map(|e| (e.last_failure + self.delay(e.failures)).saturating_duration_since(now))
             .max()
             .unwrap_or(Duration::ZERO);
@@ -198,6 +201,15 @@ mod tests {
         // Names are case-insensitive.
         assert!(limiter.check("ALICE", None, now).is_err());
         assert!(limiter.check("bob", None, now).is_ok());
+    }
+
+    #[test]
+    fn a_failure_recorded_after_this_requests_instant_is_no_wait_below_the_threshold() {
+        let limiter = LoginLimiter::new(3, Duration::from_secs(60), 16);
+        let now = Instant::now();
+        // Another request failed a moment after this one read the clock.
+        limiter.record_failure("bob", ip("10.0.0.1"), now + Duration::from_millis(5));
+        assert_eq!(limiter.check("alice", ip("10.0.0.1"), now), Ok(()));
     }
 
     #[test]
