@@ -19,6 +19,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bulwark_meta::{IdentityStore, SqlMetaStore, SqlOptions};
 use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
 use clients::*;
 use reqwest::StatusCode;
@@ -193,31 +194,21 @@ async fn assert_refused(server: &TestServer, repository: &str, authorization: &s
 
 /// The public key (an uncompressed SEC1 point) of the server's signing key `kid`: public by
 /// nature, but the server publishes no key set, so it is derived from the key stored in the
-/// data directory's database.
-fn public_key(server: &TestServer, kid: &str) -> Vec<u8> {
-    require_tool("sqlite3");
+/// server's database (opened alongside the running server, as a second node would).
+async fn public_key(server: &TestServer, kid: &str) -> Vec<u8> {
     let db = server.data_dir().join("meta.db");
-    let out = std::process::Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(&db)
-        .arg("SELECT kid || ' ' || hex(private_der) FROM signing_keys")
-        .output()
-        .expect("run sqlite3");
-    assert!(
-        out.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = String::from_utf8(out.stdout).expect("utf-8");
-    let hex = rows
-        .lines()
-        .find_map(|row| row.strip_prefix(kid)?.strip_prefix(' '))
+    let store = SqlMetaStore::open_sqlite(&db, &SqlOptions::default())
+        .await
+        .expect("open the server's database");
+    let key = store
+        .signing_keys()
+        .await
+        .expect("signing keys")
+        .into_iter()
+        .find(|key| key.kid == kid)
         .unwrap_or_else(|| panic!("no signing key {kid} in {}", db.display()));
-    let der: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).expect("PKCS#8");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.private_der)
+        .expect("PKCS#8");
     pair.public_key().as_ref().to_vec()
 }
 
@@ -287,7 +278,7 @@ async fn forged_signatures_and_algorithms_are_refused() {
     .await;
 
     // The public key, checked to be the one that signed the real token.
-    let point = public_key(&server, kid.as_str().expect("kid"));
+    let point = public_key(&server, kid.as_str().expect("kid")).await;
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
         .verify(real.signing_input().as_bytes(), &real.signature_bytes())
         .expect("the real token verifies with the key read from the database");
