@@ -119,10 +119,10 @@ pub struct Tool {
 impl Tool {
     pub fn new(name: &'static str) -> Tool {
         require_tool(name);
-        Tool {
-            name,
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        // An empty auth file: the tools fail on a missing one before they ever log in.
+        std::fs::write(dir.path().join("auth.json"), r#"{"auths":{}}"#).expect("auth file");
+        Tool { name, dir }
     }
 
     pub fn cmd(&self, args: &[&str]) -> tokio::process::Command {
