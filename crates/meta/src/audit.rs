@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::MetaError;
-use crate::sql::SqlMetaStore;
+use crate::sql::{SqlMetaStore, placeholders};
 
 /// The content of an entry, as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -274,12 +274,7 @@ impl AuditStore for SqlMetaStore {
                     sql.push_str(", ");
                 }
                 sql.push('(');
-                sql.push_str(
-                    &(1..=14)
-                        .map(|k| format!("${}", b + k))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                );
+                sql.push_str(&placeholders(b + 1, 14));
                 sql.push(')');
             }
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

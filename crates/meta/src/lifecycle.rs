@@ -3,6 +3,8 @@
 //! an online collection. The rules (what is reachable, which windows apply) live in the
 //! registry layer; here each step is one transaction.
 
+use std::collections::HashSet;
+
 use bulwark_oci::Digest;
 
 use crate::{MetaError, NewManifest};
@@ -263,14 +265,18 @@ pub trait LifecycleStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Digest>, MetaError>;
 
-    /// Marks a blob as being deleted if it is still unreferenced and no intent newer than
-    /// `intents_since` names it (or if it is marked already). Returns whether it is marked:
-    /// from then on no link to it can be made and its bytes may go.
-    async fn mark_blob_deleting(
+    /// Marks as being deleted those of `digests` that are still unreferenced and that no
+    /// intent newer than `intents_since` names (or that are marked already), in one
+    /// transaction. Returns the marked ones: from then on no link to them can be made and
+    /// their bytes may go.
+    async fn mark_blobs_deleting(
         &self,
-        digest: &Digest,
+        digests: &[Digest],
         intents_since: i64,
-    ) -> Result<bool, MetaError>;
+    ) -> Result<Vec<Digest>, MetaError>;
+
+    /// Those of `digests` that have a blob row.
+    async fn stored_blobs(&self, digests: &[Digest]) -> Result<HashSet<Digest>, MetaError>;
 
     /// For bytes in storage that no blob row names (a crash between commit and link):
     /// records them as being deleted unless an intent newer than `intents_since` names them
@@ -282,7 +288,7 @@ pub trait LifecycleStore: Send + Sync + 'static {
         intents_since: i64,
     ) -> Result<bool, MetaError>;
 
-    /// Removes the row of a blob marked as being deleted, once its bytes are gone. Returns
-    /// its size if it was there.
-    async fn forget_blob(&self, digest: &Digest) -> Result<Option<u64>, MetaError>;
+    /// Removes the rows of the blobs of `digests` marked as being deleted, once their bytes
+    /// are gone, in one transaction. Returns the sizes of the rows removed.
+    async fn forget_blobs(&self, digests: &[Digest]) -> Result<Vec<u64>, MetaError>;
 }

@@ -368,6 +368,17 @@ const END_LIVE_TAGS_AT_NOW_OR_EXPIRY: &str = "UPDATE tags \
      SET end_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $3 THEN expires_at ELSE $3 END \
      WHERE repository_id = $1 AND manifest_digest = $2 AND end_at IS NULL";
 
+/// Bound values per `IN (…)` list: far below every backend's parameter limit.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
+/// `$first, $first+1, …` for `count` bound values.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn parse_digest(s: &str) -> Result<Digest, MetaError> {
     s.parse()
         .map_err(|_| MetaError::Corrupt(format!("stored digest {s:?} does not parse")))

@@ -10,11 +10,16 @@
 //!   it each statement sees what the other committed (READ COMMITTED reads a fresh snapshot
 //!   per statement), so a blob is never marked while a link or intent is being made.
 
+use std::collections::HashSet;
+
 use bulwark_oci::Digest;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::{Dialect, Tx, move_tag, parse_digest, repository_id, size as stored_size};
+use crate::sql::{
+    Dialect, IN_LIST_CHUNK, Tx, move_tag, parse_digest, placeholders, repository_id,
+    size as stored_size,
+};
 use crate::{
     ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, Keep, LifecycleStore, MetaError,
     NewManifest, RepositoryCollected, RepositoryCutoffs, RetentionPolicy, SqlMetaStore, TagOptions,
@@ -642,7 +647,7 @@ impl LifecycleStore for SqlMetaStore {
         let graph = Self::manifest_graph(&mut tx, repo).await?;
         let ids = unreachable(&graph);
         Self::delete_manifests(&mut tx, &ids).await?;
-        let chosen: std::collections::HashSet<i64> = ids.into_iter().collect();
+        let chosen: HashSet<i64> = ids.into_iter().collect();
         let manifests = graph
             .iter()
             .filter(|m| chosen.contains(&m.id))
@@ -688,28 +693,61 @@ impl LifecycleStore for SqlMetaStore {
             .collect()
     }
 
-    async fn mark_blob_deleting(
+    async fn mark_blobs_deleting(
         &self,
-        digest: &Digest,
+        digests: &[Digest],
         intents_since: i64,
-    ) -> Result<bool, MetaError> {
+    ) -> Result<Vec<Digest>, MetaError> {
+        let mut sorted: Vec<&Digest> = digests.iter().collect();
+        // One order for every batch, so that two collections never wait on each other.
+        sorted.sort();
+        sorted.dedup();
+        let mut marked = Vec::new();
         let mut tx = self.begin_write().await?;
-        lock(&mut tx, self.dialect, Lock::Blob(digest)).await?;
-        let done = sqlx::query(
-            "UPDATE blobs SET deleting_at = COALESCE(deleting_at, $2) WHERE digest = $1 \
-             AND (deleting_at IS NOT NULL OR ( \
-                 NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = $1) \
-                 AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.digest = $1) \
+        for chunk in sorted.chunks(IN_LIST_CHUNK) {
+            for digest in chunk {
+                lock(&mut tx, self.dialect, Lock::Blob(digest)).await?;
+            }
+            let sql = format!(
+                "UPDATE blobs SET deleting_at = COALESCE(deleting_at, $1) \
+                 WHERE digest IN ({}) AND (deleting_at IS NOT NULL OR ( \
+                 NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.digest = blobs.digest) \
                  AND NOT EXISTS (SELECT 1 FROM blob_intents i \
-                     WHERE i.digest = $1 AND i.created_at >= $3)))",
-        )
-        .bind(digest.to_string())
-        .bind(now_millis())
-        .bind(intents_since)
-        .execute(&mut *tx)
-        .await?;
+                     WHERE i.digest = blobs.digest AND i.created_at >= $2))) \
+                 RETURNING digest",
+                placeholders(3, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now_millis())
+                .bind(intents_since);
+            for digest in chunk {
+                query = query.bind(digest.to_string());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                marked.push(parse_digest(&row.try_get::<String, _>(0)?)?);
+            }
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(marked)
+    }
+
+    async fn stored_blobs(&self, digests: &[Digest]) -> Result<HashSet<Digest>, MetaError> {
+        let mut stored = HashSet::new();
+        for chunk in digests.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT digest FROM blobs WHERE digest IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for digest in chunk {
+                query = query.bind(digest.to_string());
+            }
+            for row in query.fetch_all(&self.read).await? {
+                stored.insert(parse_digest(&row.try_get::<String, _>(0)?)?);
+            }
+        }
+        Ok(stored)
     }
 
     async fn claim_orphan_blob(
@@ -736,16 +774,30 @@ impl LifecycleStore for SqlMetaStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn forget_blob(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
+    async fn forget_blobs(&self, digests: &[Digest]) -> Result<Vec<u64>, MetaError> {
+        let mut sorted: Vec<&Digest> = digests.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut sizes = Vec::new();
         let mut tx = self.begin_write().await?;
-        lock(&mut tx, self.dialect, Lock::Blob(digest)).await?;
-        let row = sqlx::query(
-            "DELETE FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL RETURNING size",
-        )
-        .bind(digest.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
+        for chunk in sorted.chunks(IN_LIST_CHUNK) {
+            for digest in chunk {
+                lock(&mut tx, self.dialect, Lock::Blob(digest)).await?;
+            }
+            let sql = format!(
+                "DELETE FROM blobs WHERE digest IN ({}) AND deleting_at IS NOT NULL \
+                 RETURNING size",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for digest in chunk {
+                query = query.bind(digest.to_string());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                sizes.push(stored_size(row.try_get(0)?));
+            }
+        }
         tx.commit().await?;
-        Ok(row.map(|r| r.try_get(0).map(stored_size)).transpose()?)
+        Ok(sizes)
     }
 }

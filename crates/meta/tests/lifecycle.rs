@@ -413,17 +413,25 @@ async fn blob_deletion_excludes_links_and_intents(f: &Fixture) {
 
     // An upload about to commit `announced` keeps it; a stale intent does not.
     assert!(s.announce_blob("up1", &announced).await.unwrap());
-    assert!(!s.mark_blob_deleting(&announced, 0).await.unwrap());
-    assert!(!s.mark_blob_deleting(&linked, 0).await.unwrap());
-
-    assert!(s.mark_blob_deleting(&free, 0).await.unwrap());
+    // One batch: only the free blob is marked.
+    let batch = [
+        announced.clone(),
+        linked.clone(),
+        free.clone(),
+        d("unknown"),
+    ];
+    assert_eq!(
+        s.mark_blobs_deleting(&batch, 0).await.unwrap(),
+        vec![free.clone()]
+    );
     // While its bytes go, no link and no intent can be made.
     assert!(matches!(
         s.link_blob("ns/b", &free, 2).await.unwrap_err(),
         MetaError::BlobDeleting(_)
     ));
     assert!(!s.announce_blob("up2", &free).await.unwrap());
-    assert_eq!(s.forget_blob(&free).await.unwrap(), Some(2));
+    // Only marked rows are forgotten.
+    assert_eq!(s.forget_blobs(&batch).await.unwrap(), vec![2]);
     assert_eq!(s.blob_size(&free).await.unwrap(), None);
     assert!(s.announce_blob("up2", &free).await.unwrap());
 
@@ -442,8 +450,13 @@ async fn blob_deletion_excludes_links_and_intents(f: &Fixture) {
         .await
         .unwrap();
     assert!(s.unlink_blob("ns/a", &announced).await.unwrap());
-    assert!(s.mark_blob_deleting(&announced, 0).await.unwrap());
-    assert_eq!(s.forget_blob(&announced).await.unwrap(), Some(2));
+    assert_eq!(
+        s.mark_blobs_deleting(&[announced.clone()], 0)
+            .await
+            .unwrap(),
+        vec![announced.clone()]
+    );
+    assert_eq!(s.forget_blobs(&[announced.clone()]).await.unwrap(), vec![2]);
 
     // Bytes without a row: claimed unless announced.
     let orphan = d("orphan");
@@ -451,8 +464,20 @@ async fn blob_deletion_excludes_links_and_intents(f: &Fixture) {
     assert_eq!(s.purge_intents(now_millis() + 1).await.unwrap(), 1);
     assert!(s.claim_orphan_blob(&orphan, 3, 0).await.unwrap());
     assert!(!s.claim_orphan_blob(&linked, 1, 0).await.unwrap());
-    assert_eq!(s.forget_blob(&orphan).await.unwrap(), Some(3));
-    assert_eq!(s.forget_blob(&linked).await.unwrap(), None);
+    let named = s
+        .stored_blobs(&[orphan.clone(), linked.clone(), d("none")])
+        .await
+        .unwrap();
+    assert_eq!(
+        named,
+        [orphan.clone(), linked.clone()].into_iter().collect()
+    );
+    assert_eq!(
+        s.forget_blobs(&[orphan.clone(), linked.clone()])
+            .await
+            .unwrap(),
+        vec![3]
+    );
 }
 
 async fn touching_a_link_restarts_its_grace_unless_collected(f: &Fixture) {

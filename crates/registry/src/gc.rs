@@ -17,12 +17,16 @@ use std::time::Instant;
 
 use bulwark_events::{Actor, Event, Origin};
 use bulwark_meta::{GraphManifest, RepositoryCutoffs, now_millis};
-use bulwark_oci::namespace_of;
+use bulwark_oci::{Digest, namespace_of};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::{Registry, RegistryError};
 
 /// Blob candidates taken per query.
 const BATCH: u32 = 1000;
+
+/// Blob deletions in flight at once.
+const DELETE_CONCURRENCY: usize = 16;
 
 /// What one collection removed.
 // Deserialize: the CLI reads it back from the management API.
@@ -81,40 +85,58 @@ impl Registry {
         self.meta.purge_intents(intents_since).await?;
         loop {
             let candidates = self.meta.unreferenced_blobs(grace_before, BATCH).await?;
-            let mut deleted = 0;
-            for digest in &candidates {
-                if !self.meta.mark_blob_deleting(digest, intents_since).await? {
-                    continue;
-                }
-                self.blobs.delete(digest).await?;
-                if let Some(size) = self.meta.forget_blob(digest).await? {
-                    deleted += 1;
-                    report.bytes_reclaimed += size;
-                }
-            }
-            report.blobs += deleted;
+            let marked = self
+                .meta
+                .mark_blobs_deleting(&candidates, intents_since)
+                .await?;
+            self.delete_bytes(&marked).await?;
+            let sizes = self.meta.forget_blobs(&marked).await?;
+            report.blobs += sizes.len() as u64;
+            report.bytes_reclaimed += sizes.iter().sum::<u64>();
             // A full batch of blobs kept alive by intents would come back forever.
-            if candidates.len() < BATCH as usize || deleted == 0 {
+            if candidates.len() < BATCH as usize || sizes.is_empty() {
                 break;
             }
         }
-        for (digest, size) in self.blobs.committed_blobs(self.lifecycle.gc_grace).await? {
-            if self.meta.blob_size(&digest).await?.is_some()
-                || !self
-                    .meta
-                    .claim_orphan_blob(&digest, size, intents_since)
-                    .await?
-            {
-                continue;
+        let stored = self.blobs.committed_blobs(self.lifecycle.gc_grace).await?;
+        for batch in stored.chunks(BATCH as usize) {
+            let digests: Vec<Digest> = batch.iter().map(|(d, _)| d.clone()).collect();
+            let named = self.meta.stored_blobs(&digests).await?;
+            let mut claimed = Vec::new();
+            for (digest, size) in batch {
+                if !named.contains(digest)
+                    && self
+                        .meta
+                        .claim_orphan_blob(digest, *size, intents_since)
+                        .await?
+                {
+                    claimed.push(digest.clone());
+                }
             }
-            self.blobs.delete(&digest).await?;
-            self.meta.forget_blob(&digest).await?;
-            report.orphans += 1;
-            report.bytes_reclaimed += size;
+            self.delete_bytes(&claimed).await?;
+            let sizes = self.meta.forget_blobs(&claimed).await?;
+            report.orphans += sizes.len() as u64;
+            report.bytes_reclaimed += sizes.iter().sum::<u64>();
         }
         report.millis = started.elapsed().as_millis() as u64;
         self.emit_gc(&report);
         Ok(report)
+    }
+
+    /// Deletes the bytes of blobs marked as being deleted, several at a time (each is a
+    /// file unlink or an object-store request).
+    async fn delete_bytes(&self, digests: &[Digest]) -> Result<(), RegistryError> {
+        // Owned digests and store: a stream of borrowed ones would make the collection's
+        // future not `Send` for every lifetime (a known limit of the compiler).
+        futures::stream::iter(digests.to_vec())
+            .map(|digest| {
+                let blobs = self.blobs.clone();
+                async move { blobs.delete(&digest).await }
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        Ok(())
     }
 
     fn emit_gc(&self, report: &GcReport) {
