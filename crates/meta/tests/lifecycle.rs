@@ -451,12 +451,17 @@ async fn blob_deletion_excludes_links_and_intents(f: &Fixture) {
         .unwrap();
     assert!(s.unlink_blob("ns/a", &announced).await.unwrap());
     assert_eq!(
-        s.mark_blobs_deleting(&[announced.clone()], 0)
+        s.mark_blobs_deleting(std::slice::from_ref(&announced), 0)
             .await
             .unwrap(),
         vec![announced.clone()]
     );
-    assert_eq!(s.forget_blobs(&[announced.clone()]).await.unwrap(), vec![2]);
+    assert_eq!(
+        s.forget_blobs(std::slice::from_ref(&announced))
+            .await
+            .unwrap(),
+        vec![2]
+    );
 
     // Bytes without a row: claimed unless announced.
     let orphan = d("orphan");
