@@ -9,11 +9,14 @@
 //!   the registry's key.
 //! - [`verify`]: walks the chain and says where it was edited, deleted, inserted or
 //!   reordered.
+//! - [`archive`]: what retention removes, written first to a JSON Lines file that ends
+//!   with the signed cut and verifies on its own.
 //! - [`search`]: scoped searches with filters and a cursor, counts per day and kind,
 //!   JSON Lines export.
 //! - [`sinks`]: optional streaming copies: JSON Lines to stdout or a file, syslog
 //!   (RFC 5424), Elasticsearch/OpenSearch (bulk API).
 
+pub mod archive;
 pub mod buffer;
 pub mod chain;
 pub mod search;
@@ -42,6 +45,8 @@ pub enum AuditError {
     BadTime(String),
     #[error("writing: {0}")]
     Io(#[from] std::io::Error),
+    #[error("unreadable archive: {0}")]
+    Archive(String),
     #[error("encoding an entry: {0}")]
     Json(#[from] serde_json::Error),
 }

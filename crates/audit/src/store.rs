@@ -1,6 +1,7 @@
 //! The persistent action log: batches appended to the hash chain in the metadata store,
 //! checkpoints of its head signed with the registry's key, and the retention cut.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,15 +119,20 @@ pub async fn checkpoint(
 }
 
 /// Deletes entries older than `before` (ms) behind a signed cut checkpoint, so that the
-/// rest still verifies. Returns how many entries went.
+/// rest still verifies; with `archive`, first writes them to a file in that directory (see
+/// [`crate::archive`]). Returns how many entries went.
 pub async fn retain(
     store: &dyn AuditStore,
     keys: &KeyRing,
     before: i64,
+    archive: Option<&Path>,
 ) -> Result<u64, AuditError> {
     let Some((seq, hash)) = store.audit_cut_point(before).await? else {
         return Ok(0);
     };
     let cut = signed(keys, CheckpointKind::Cut, seq, hash)?;
+    if let Some(dir) = archive {
+        crate::archive::write(store, dir, &cut).await?;
+    }
     Ok(store.cut_audit(&cut).await?)
 }

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use bulwark_auth::jwt::KeyRing;
-use bulwark_meta::{AuditFilter, AuditPage, AuditRecord, AuditStore, CheckpointKind};
+use bulwark_meta::{
+    AuditCheckpoint, AuditFilter, AuditPage, AuditRecord, AuditStore, CheckpointKind,
+};
 
 use crate::store::{CHECKPOINT_TYPE, CheckpointClaims};
 use crate::{AuditError, chain};
@@ -74,24 +76,34 @@ fn key(hash: &str) -> u64 {
     u64::from_str_radix(hash.get(..16).unwrap_or(hash), 16).unwrap_or(0)
 }
 
+/// Checks the signature of `checkpoint`: `Err` is the finding when it does not verify or
+/// does not cover the checkpoint's fields.
+pub(crate) fn check_signature(keys: &KeyRing, checkpoint: &AuditCheckpoint) -> Result<(), Finding> {
+    let signed = keys.verify_statement::<CheckpointClaims>(CHECKPOINT_TYPE, &checkpoint.signature);
+    if signed.as_ref().ok() == Some(&CheckpointClaims::of(checkpoint)) {
+        return Ok(());
+    }
+    Err(Finding {
+        seq: checkpoint.seq,
+        tamper: Tamper::Signature,
+        detail: format!(
+            "the {} checkpoint's signature does not verify",
+            checkpoint.kind.as_str()
+        ),
+    })
+}
+
 pub async fn verify(store: &dyn AuditStore, keys: &KeyRing) -> Result<Report, AuditError> {
-    let mut report = Report::default();
     let mut heads: HashMap<i64, String> = HashMap::new();
     let mut cut: Option<(i64, String)> = None;
+    let mut findings = Vec::new();
+    let mut checkpoints = 0;
     for c in store.audit_checkpoints().await? {
-        let signed = keys.verify_statement::<CheckpointClaims>(CHECKPOINT_TYPE, &c.signature);
-        if signed.as_ref().ok() != Some(&CheckpointClaims::of(&c)) {
-            report.findings.push(Finding {
-                seq: c.seq,
-                tamper: Tamper::Signature,
-                detail: format!(
-                    "the {} checkpoint's signature does not verify",
-                    c.kind.as_str()
-                ),
-            });
+        if let Err(finding) = check_signature(keys, &c) {
+            findings.push(finding);
             continue;
         }
-        report.checkpoints += 1;
+        checkpoints += 1;
         match c.kind {
             CheckpointKind::Head => {
                 heads.insert(c.seq, c.hash);
@@ -102,16 +114,15 @@ pub async fn verify(store: &dyn AuditStore, keys: &KeyRing) -> Result<Report, Au
             CheckpointKind::Cut => {}
         }
     }
-    report.cut = cut.as_ref().map(|c| c.0);
-    let (mut expected_seq, mut prev_hash) = match &cut {
+    let start = match &cut {
         Some((seq, hash)) => (seq + 1, hash.clone()),
         None => (1, chain::GENESIS.to_owned()),
     };
-    let mut prev: Option<AuditRecord> = None;
-    let mut seen: HashMap<u64, i64> = HashMap::new();
-    // Links to hashes not seen yet: the entry they name may come later (a move).
-    let mut pending: HashMap<u64, i64> = HashMap::new();
-    let mut after = Some(expected_seq - 1);
+    let mut walk = Walk::new(start, heads);
+    walk.report.cut = cut.as_ref().map(|c| c.0);
+    walk.report.checkpoints = checkpoints;
+    walk.report.findings = findings;
+    let mut after = Some(walk.expected_seq - 1);
     loop {
         let page = AuditPage {
             after,
@@ -122,104 +133,155 @@ pub async fn verify(store: &dyn AuditStore, keys: &KeyRing) -> Result<Report, Au
         let Some(last) = rows.last() else { break };
         after = Some(last.seq);
         for row in rows {
-            let found = |tamper, detail: String| Finding {
-                seq: row.seq,
-                tamper,
-                detail,
-            };
-            report.entries += 1;
-            report.first.get_or_insert(row.seq);
-            report.last = Some(row.seq);
-            let gap = row.seq != expected_seq;
-            if gap {
-                report.findings.push(Finding {
-                    seq: expected_seq,
-                    tamper: Tamper::Deleted,
-                    detail: format!("entries {expected_seq} to {} are missing", row.seq - 1),
-                });
-            }
-            if chain::hash(&row.prev_hash, &row.entry) != row.hash {
-                report.findings.push(found(
-                    Tamper::Edited,
-                    "its content does not match its hash".into(),
-                ));
-            }
-            if row.prev_hash != prev_hash && !gap {
-                if let Some(p) = prev.as_ref().filter(|p| p.prev_hash == row.prev_hash) {
-                    report.findings.push(Finding {
-                        seq: p.seq,
-                        tamper: Tamper::Inserted,
-                        detail: format!("entry {} links past it", row.seq),
-                    });
-                } else if let Some(&s) = seen.get(&key(&row.prev_hash)) {
-                    report.findings.push(found(
-                        Tamper::Moved,
-                        format!("it was written after entry {s}"),
-                    ));
-                } else {
-                    pending.insert(key(&row.prev_hash), row.seq);
-                }
-            }
-            if let Some(hash) = heads.get(&row.seq)
-                && *hash != row.hash
-            {
-                report.findings.push(found(
-                    Tamper::Checkpoint,
-                    "the signed checkpoint of this entry names another hash (the chain was rewritten)".into(),
-                ));
-            }
-            let k = key(&row.hash);
-            if let Some(moved) = pending.remove(&k) {
-                report.findings.push(Finding {
-                    seq: moved,
-                    tamper: Tamper::Moved,
-                    detail: format!("it was written after entry {}", row.seq),
-                });
-            }
-            seen.insert(k, row.seq);
-            expected_seq = row.seq + 1;
-            prev_hash = row.hash.clone();
-            prev = Some(row);
+            walk.push(row);
         }
     }
-    for (_, seq) in pending {
-        report.findings.push(Finding {
-            seq,
-            tamper: Tamper::Unlinked,
-            detail: "it links to an entry that is not in the log".into(),
-        });
-    }
-    let end = expected_seq - 1;
-    for (&seq, _) in heads.iter().filter(|(seq, _)| **seq > end) {
-        report.findings.push(Finding {
-            seq,
-            tamper: Tamper::Checkpoint,
-            detail: format!("a signed checkpoint names this entry but the log ends at {end}"),
-        });
-    }
     let (head_seq, head_hash) = store.audit_head().await?;
-    if head_seq > end {
-        report.findings.push(Finding {
-            seq: end + 1,
-            tamper: Tamper::Deleted,
-            detail: format!("entries {} to {head_seq} are missing from the end", end + 1),
-        });
-    } else if head_seq < end {
-        report.findings.push(Finding {
-            seq: head_seq + 1,
-            tamper: Tamper::Inserted,
-            detail: format!(
-                "entries {} to {end} were added after the head",
-                head_seq + 1
-            ),
-        });
-    } else if head_hash != prev_hash {
-        report.findings.push(Finding {
-            seq: end,
-            tamper: Tamper::Edited,
-            detail: "the chain head names another hash".into(),
-        });
+    walk.check_end(head_seq, &head_hash);
+    Ok(walk.finish())
+}
+
+/// Walks entries in position order and records where the chain breaks (see the module
+/// documentation); shared by the stored log and archives.
+pub(crate) struct Walk {
+    report: Report,
+    expected_seq: i64,
+    prev_hash: String,
+    prev: Option<AuditRecord>,
+    /// Signed head checkpoints: position → hash.
+    heads: HashMap<i64, String>,
+    seen: HashMap<u64, i64>,
+    /// Links to hashes not seen yet: the entry they name may come later (a move).
+    pending: HashMap<u64, i64>,
+}
+
+impl Walk {
+    /// A walk whose first entry should be at `start.0` and link to hash `start.1`.
+    pub(crate) fn new(start: (i64, String), heads: HashMap<i64, String>) -> Walk {
+        Walk {
+            report: Report::default(),
+            expected_seq: start.0,
+            prev_hash: start.1,
+            prev: None,
+            heads,
+            seen: HashMap::new(),
+            pending: HashMap::new(),
+        }
     }
-    report.findings.sort_by_key(|f| f.seq);
-    Ok(report)
+
+    pub(crate) fn push(&mut self, row: AuditRecord) {
+        let report = &mut self.report;
+        let found = |tamper, detail: String| Finding {
+            seq: row.seq,
+            tamper,
+            detail,
+        };
+        report.entries += 1;
+        report.first.get_or_insert(row.seq);
+        report.last = Some(row.seq);
+        let expected_seq = self.expected_seq;
+        let gap = row.seq != expected_seq;
+        if gap {
+            report.findings.push(Finding {
+                seq: expected_seq,
+                tamper: Tamper::Deleted,
+                detail: format!("entries {expected_seq} to {} are missing", row.seq - 1),
+            });
+        }
+        if chain::hash(&row.prev_hash, &row.entry) != row.hash {
+            report.findings.push(found(
+                Tamper::Edited,
+                "its content does not match its hash".into(),
+            ));
+        }
+        if row.prev_hash != self.prev_hash && !gap {
+            if let Some(p) = self.prev.as_ref().filter(|p| p.prev_hash == row.prev_hash) {
+                report.findings.push(Finding {
+                    seq: p.seq,
+                    tamper: Tamper::Inserted,
+                    detail: format!("entry {} links past it", row.seq),
+                });
+            } else if let Some(&s) = self.seen.get(&key(&row.prev_hash)) {
+                report.findings.push(found(
+                    Tamper::Moved,
+                    format!("it was written after entry {s}"),
+                ));
+            } else {
+                self.pending.insert(key(&row.prev_hash), row.seq);
+            }
+        }
+        if let Some(hash) = self.heads.get(&row.seq)
+            && *hash != row.hash
+        {
+            report.findings.push(found(
+                Tamper::Checkpoint,
+                "the signed checkpoint of this entry names another hash (the chain was rewritten)"
+                    .into(),
+            ));
+        }
+        let k = key(&row.hash);
+        if let Some(moved) = self.pending.remove(&k) {
+            report.findings.push(Finding {
+                seq: moved,
+                tamper: Tamper::Moved,
+                detail: format!("it was written after entry {}", row.seq),
+            });
+        }
+        self.seen.insert(k, row.seq);
+        self.expected_seq = row.seq + 1;
+        self.prev_hash = row.hash.clone();
+        self.prev = Some(row);
+    }
+
+    /// Checks that the entries walked so far end at position `seq` with hash `hash` (the
+    /// chain head, or a signed cut).
+    pub(crate) fn check_end(&mut self, seq: i64, hash: &str) {
+        let report = &mut self.report;
+        let (head_seq, head_hash) = (seq, hash);
+        let end = self.expected_seq - 1;
+        if head_seq > end {
+            report.findings.push(Finding {
+                seq: end + 1,
+                tamper: Tamper::Deleted,
+                detail: format!("entries {} to {head_seq} are missing from the end", end + 1),
+            });
+        } else if head_seq < end {
+            report.findings.push(Finding {
+                seq: head_seq + 1,
+                tamper: Tamper::Inserted,
+                detail: format!(
+                    "entries {} to {end} were added after the head (or signed cut)",
+                    head_seq + 1
+                ),
+            });
+        } else if head_hash != self.prev_hash {
+            report.findings.push(Finding {
+                seq: end,
+                tamper: Tamper::Edited,
+                detail: "the chain head (or signed cut) names another hash".into(),
+            });
+        }
+    }
+
+    /// Ends the walk: links to entries never seen, checkpoints past the end.
+    pub(crate) fn finish(mut self) -> Report {
+        let report = &mut self.report;
+        for (_, seq) in self.pending {
+            report.findings.push(Finding {
+                seq,
+                tamper: Tamper::Unlinked,
+                detail: "it links to an entry that is not in the log".into(),
+            });
+        }
+        let end = self.expected_seq - 1;
+        for (&seq, _) in self.heads.iter().filter(|(seq, _)| **seq > end) {
+            report.findings.push(Finding {
+                seq,
+                tamper: Tamper::Checkpoint,
+                detail: format!("a signed checkpoint names this entry but the log ends at {end}"),
+            });
+        }
+        report.findings.sort_by_key(|f| f.seq);
+        self.report
+    }
 }

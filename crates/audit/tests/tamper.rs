@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bulwark_audit::store::{checkpoint, retain};
 use bulwark_audit::verify::{Tamper, verify};
-use bulwark_audit::{ActionLog, BufferSettings, chain};
+use bulwark_audit::{ActionLog, BufferSettings, archive, chain};
 use bulwark_auth::jwt::KeyRing;
 use bulwark_events::{Actor, Event, Origin};
 use bulwark_meta::{AuditEntry, AuditPage, AuditStore, SqlMetaStore, SqlOptions};
@@ -77,6 +77,7 @@ on_every_backend!(
     entries_deleted_from_the_end_are_found,
     a_log_cut_by_retention_still_verifies_and_its_cut_is_checked,
     a_forged_checkpoint_is_found,
+    retention_archives_verify_on_their_own_and_tampering_is_found,
 );
 
 async fn env(db: &Db) -> (Arc<SqlMetaStore>, KeyRing) {
@@ -299,14 +300,24 @@ async fn a_log_cut_by_retention_still_verifies_and_its_cut_is_checked(db: &Db) {
     let (store, keys) = env(db).await;
     fill(&store, &keys, 40).await;
     // Entries 1..=25 have times before 1_026_000.
-    assert_eq!(retain(store.as_ref(), &keys, 1_026_000).await.unwrap(), 25);
+    assert_eq!(
+        retain(store.as_ref(), &keys, 1_026_000, None)
+            .await
+            .unwrap(),
+        25
+    );
     let report = verify(store.as_ref(), &keys).await.unwrap();
     assert!(report.ok(), "{:?}", report.findings);
     assert_eq!(
         (report.cut, report.first, report.entries),
         (Some(25), Some(26), 15)
     );
-    assert_eq!(retain(store.as_ref(), &keys, 1_026_000).await.unwrap(), 0);
+    assert_eq!(
+        retain(store.as_ref(), &keys, 1_026_000, None)
+            .await
+            .unwrap(),
+        0
+    );
     // Deleting past the cut is still seen.
     exec(
         &db.raw().await,
@@ -332,4 +343,103 @@ async fn a_forged_checkpoint_is_found(db: &Db) {
         findings(&store, &keys).await,
         [(1, Tamper::Deleted), (5, Tamper::Signature)]
     );
+}
+
+async fn retention_archives_verify_on_their_own_and_tampering_is_found(db: &Db) {
+    let (store, keys) = env(db).await;
+    fill(&store, &keys, 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two retention runs: entries 1..=10, then 11..=25.
+    assert_eq!(
+        retain(store.as_ref(), &keys, 1_011_000, Some(dir.path()))
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        retain(store.as_ref(), &keys, 1_026_000, Some(dir.path()))
+            .await
+            .unwrap(),
+        15
+    );
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "audit-000000000001-000000000010.jsonl",
+            "audit-000000000011-000000000025.jsonl"
+        ]
+    );
+    let report = archive::verify(&files, &keys).unwrap();
+    assert!(report.ok(), "{:?}", report.findings);
+    assert_eq!(
+        (report.entries, report.first, report.cut, report.checkpoints),
+        (25, Some(1), Some(25), 2)
+    );
+    // The stored rest starts where the archives end.
+    assert!(verify(store.as_ref(), &keys).await.unwrap().ok());
+
+    let lines = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let check = |edit: &dyn Fn(&mut Vec<String>)| -> Vec<(i64, Tamper)> {
+        let mut second = lines(&files[1]);
+        edit(&mut second);
+        let forged = dir.path().join("forged.jsonl");
+        std::fs::write(&forged, second.join("\n") + "\n").unwrap();
+        let report = archive::verify(&[files[0].clone(), forged], &keys).unwrap();
+        report.findings.iter().map(|f| (f.seq, f.tamper)).collect()
+    };
+    // Line k of the second archive is entry 11 + k; the last line is the cut.
+    assert_eq!(
+        check(&|l| l[3] = l[3].replace(r#"{\"i\":14}"#, r#"{\"i\":99}"#)),
+        [(14, Tamper::Edited)]
+    );
+    assert_eq!(
+        check(&|l| {
+            l.remove(5);
+        }),
+        [(16, Tamper::Deleted)]
+    );
+    // Lines swapped: positions out of order, found from entry 13 on.
+    let swapped = check(&|l| l.swap(2, 3));
+    assert_eq!(swapped.first(), Some(&(13, Tamper::Deleted)), "{swapped:?}");
+    // The first archive missing: the second does not link to anything seen.
+    let report = archive::verify(&files[1..], &keys).unwrap();
+    assert!(
+        report.ok(),
+        "an archive alone verifies: {:?}",
+        report.findings
+    );
+    let report = archive::verify(&[files[1].clone(), files[0].clone()], &keys).unwrap();
+    assert!(!report.ok(), "archives out of order do not chain");
+    // A forged cut (signature of another statement) and a truncated file.
+    let cut_line = lines(&files[0]).pop().unwrap();
+    assert_eq!(
+        check(&|l| {
+            let last = l.len() - 1;
+            let mut forged: serde_json::Value = serde_json::from_str(&l[last]).unwrap();
+            let real: serde_json::Value = serde_json::from_str(&cut_line).unwrap();
+            forged["signature"] = real["signature"].clone();
+            l[last] = forged.to_string();
+        }),
+        [(25, Tamper::Signature)]
+    );
+    let mut truncated = lines(&files[1]);
+    truncated.pop();
+    std::fs::write(dir.path().join("truncated.jsonl"), truncated.join("\n")).unwrap();
+    let err = archive::verify(&[dir.path().join("truncated.jsonl")], &keys).unwrap_err();
+    assert!(err.to_string().contains("no signed cut"), "{err}");
 }

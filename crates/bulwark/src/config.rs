@@ -216,6 +216,10 @@ pub struct Audit {
     pub checkpoint_secs: u64,
     /// Entries older than this many days are deleted (behind a signed cut); 0 keeps all.
     pub retention_days: u64,
+    /// Before retention deletes entries, write them to a JSON Lines file in this directory
+    /// (ending with the signed cut; `bulwark logs verify --archive FILE…` checks it); empty:
+    /// delete without archiving.
+    pub archive_dir: PathBuf,
     /// Copy every event as a JSON line to this file (`-`: standard output); empty: none.
     pub jsonl: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,6 +364,7 @@ impl Default for Config {
                 flush_interval_ms: 1000,
                 checkpoint_secs: 300,
                 retention_days: 0,
+                archive_dir: PathBuf::new(),
                 jsonl: String::new(),
                 syslog: None,
                 elasticsearch: None,

@@ -96,6 +96,7 @@ pub(crate) fn jobs(
         meta,
         keys,
         retention_days: audit.retention_days,
+        archive: (!audit.archive_dir.as_os_str().is_empty()).then(|| audit.archive_dir.clone()),
     });
     let runner = runner.handle(CHECKPOINT, task.clone()).every(
         CHECKPOINT,
@@ -113,6 +114,8 @@ struct AuditJob {
     meta: Arc<SqlMetaStore>,
     keys: KeyRing,
     retention_days: u64,
+    /// Where entries go before retention deletes them.
+    archive: Option<PathBuf>,
 }
 
 #[async_trait::async_trait]
@@ -121,9 +124,14 @@ impl JobHandler for AuditJob {
         let failed = |e: bulwark_audit::AuditError| JobError::Failed(e.to_string());
         if job.kind == RETENTION {
             let before = bulwark_meta::now_millis() - (self.retention_days * 86_400_000) as i64;
-            let deleted = bulwark_audit::store::retain(self.meta.as_ref(), &self.keys, before)
-                .await
-                .map_err(failed)?;
+            let deleted = bulwark_audit::store::retain(
+                self.meta.as_ref(),
+                &self.keys,
+                before,
+                self.archive.as_deref(),
+            )
+            .await
+            .map_err(failed)?;
             if deleted > 0 {
                 tracing::info!(deleted, "action log retention");
             }
@@ -165,6 +173,9 @@ pub enum LogsCommand {
     Verify {
         #[command(flatten)]
         config: Overrides,
+        /// Check these retention archives (oldest first) instead of the stored log.
+        #[arg(long = "archive", value_name = "FILE")]
+        archives: Vec<PathBuf>,
     },
 }
 
@@ -291,12 +302,16 @@ async fn execute(command: LogsCommand) -> Result<()> {
             };
             eprintln!("exported {n} entries");
         }
-        LogsCommand::Verify { config } => {
+        LogsCommand::Verify { config, archives } => {
             let store = open(&config).await?;
             let keys = KeyRing::load(store.clone())
                 .await
                 .context("loading the registry's signing keys")?;
-            let report = bulwark_audit::verify::verify(store.as_ref(), &keys).await?;
+            let report = if archives.is_empty() {
+                bulwark_audit::verify::verify(store.as_ref(), &keys).await?
+            } else {
+                bulwark_audit::archive::verify(&archives, &keys)?
+            };
             let range = match (report.first, report.last) {
                 (Some(a), Some(b)) => format!("entries {a} to {b}"),
                 _ => "no entries".into(),
