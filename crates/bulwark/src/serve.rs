@@ -20,12 +20,30 @@ use crate::config::{Config, LogFormat};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
+    fix_mmap_threshold();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // File I/O runs on blocking threads; bound them so memory stays bounded under load.
         .max_blocking_threads(64)
         .build()?;
     runtime.block_on(serve(config))
+}
+
+/// Keeps glibc from holding freed blob buffers. Its mmap threshold grows each time a large
+/// block is freed, after which the 256 KiB read buffers of concurrent pulls come from the
+/// per-thread arenas and stay there, fragmented: resident memory climbed from 47 to over
+/// 120 MiB across repeated concurrent pulls. A fixed threshold sends them to `mmap`, and
+/// freeing returns them to the system (21 MiB after the same runs, same throughput).
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const THRESHOLD: libc::c_int = 128 * 1024;
+        // SAFETY: mallopt only sets an allocator parameter; called before the runtime starts
+        // its threads.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) } != 1 {
+            tracing::warn!("could not fix the allocator's mmap threshold");
+        }
+    }
 }
 
 pub(crate) fn init_logging(config: &Config) -> anyhow::Result<()> {
