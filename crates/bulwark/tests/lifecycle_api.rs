@@ -530,6 +530,58 @@ async fn immutability_rules_refuse_repushes_moves_and_deletes() {
         lab.history("specificTag=stable2").await[0]["immutable"],
         false
     );
+
+    // A rule that lets its tags expire: a label's expiry holds on the immutable tag, the
+    // tag API may set one, moves stay refused. Bad and unknown fields are refused (422).
+    lab.expect(
+        Method::POST,
+        "/organization/admin/immutabilityrules",
+        Some(json!({ "tag_pattern": "nightly-.*", "allow_expiry": "yes" })),
+        422,
+    )
+    .await;
+    lab.expect(
+        Method::POST,
+        "/organization/admin/immutabilityrules",
+        Some(json!({ "tag_pattern": "nightly-.*", "allow_expiry": true, "extra": 1 })),
+        422,
+    )
+    .await;
+    let nightly = lab
+        .expect(
+            Method::POST,
+            "/organization/admin/immutabilityrules",
+            Some(json!({ "tag_pattern": "nightly-.*", "allow_expiry": true })),
+            201,
+        )
+        .await;
+    assert_eq!(nightly["allow_expiry"], true, "{nightly}");
+    assert_eq!(rule["allow_expiry"], false, "{rule}");
+    let (status, _, text) = lab
+        .push(
+            REPO,
+            "nightly-1",
+            5,
+            json!({ "quay.expires-after": "1h" }),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let row = &lab.history("specificTag=nightly-1").await[0];
+    assert_eq!(row["immutable"], true, "{row}");
+    assert!(
+        row["expiration_ts"].is_i64(),
+        "the label's expiry holds: {row}"
+    );
+    let (status, _, _) = lab.push(REPO, "nightly-1", 6, json!({}), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    lab.expect(
+        Method::PUT,
+        &format!("/repository/{REPO}/tag/nightly-1"),
+        Some(json!({ "expiration": now_secs() + 60 })),
+        204,
+    )
+    .await;
 }
 
 /// No grace and no periodic collection: the test collects, and sees everything go.

@@ -42,7 +42,9 @@ pub struct HistoryQuery<'a> {
 pub struct TagOptions {
     /// The tag becomes immutable (an immutability rule matched).
     pub immutable: bool,
-    /// The tag expires then (from a label or annotation); ignored for immutable tags.
+    /// The tag expires then (from a label or annotation). The registry sets it on an
+    /// immutable tag only where the rule allows expiry; a tag immutable already keeps its
+    /// own expiry unless a rule applies now.
     pub expires_at: Option<i64>,
 }
 
@@ -63,6 +65,8 @@ pub struct ImmutabilityRule {
     pub namespace: String,
     pub repository: Option<String>,
     pub pattern: String,
+    /// The tags it makes immutable may still expire.
+    pub allow_expiry: bool,
     pub created_at: i64,
 }
 
@@ -150,12 +154,14 @@ pub trait LifecycleStore: Send + Sync + 'static {
         options: TagOptions,
     ) -> Result<bool, MetaError>;
 
-    /// Sets or clears a live tag's expiry. Returns false if the tag is not live.
+    /// Sets or clears a live tag's expiry; an immutable tag takes one only when
+    /// `immutable_may_expire` (a rule allows it). Returns false if the tag is not live.
     async fn set_tag_expiry(
         &self,
         repository: &str,
         tag: &str,
         expires_at: Option<i64>,
+        immutable_may_expire: bool,
     ) -> Result<bool, MetaError>;
 
     /// Marks a live tag immutable (clearing any expiry) or mutable. Returns false if the tag
@@ -171,7 +177,8 @@ pub trait LifecycleStore: Send + Sync + 'static {
     /// Returns how many rows went.
     async fn purge_tag(&self, repository: &str, tag: &str) -> Result<u64, MetaError>;
 
-    /// Ends up to `limit` live, mutable tags whose expiry is at or before `now`.
+    /// Ends up to `limit` live tags whose expiry is at or before `now` (immutable ones have
+    /// an expiry only where a rule allowed it).
     async fn expire_tags(&self, now: i64, limit: u32) -> Result<Vec<ExpiredTag>, MetaError>;
 
     /// The namespace's Time Machine window in seconds, if set.
@@ -191,6 +198,7 @@ pub trait LifecycleStore: Send + Sync + 'static {
         namespace: &str,
         repository: Option<&str>,
         pattern: &str,
+        allow_expiry: bool,
     ) -> Result<ImmutabilityRule, MetaError>;
 
     /// Returns whether the rule existed in `namespace`.

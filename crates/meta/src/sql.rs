@@ -32,6 +32,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("schema/sqlite/0005_lifecycle.sql")),
     (6, include_str!("schema/sqlite/0006_audit.sql")),
     (7, include_str!("schema/sqlite/0007_retention.sql")),
+    (10, include_str!("schema/sqlite/0010_immutable_expiry.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/postgres/0001_registry.sql")),
@@ -44,6 +45,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("schema/postgres/0005_lifecycle.sql")),
     (6, include_str!("schema/postgres/0006_audit.sql")),
     (7, include_str!("schema/postgres/0007_retention.sql")),
+    (
+        10,
+        include_str!("schema/postgres/0010_immutable_expiry.sql"),
+    ),
 ];
 
 /// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).
@@ -248,7 +253,6 @@ pub(crate) async fn move_tag(
     now: i64,
     options: TagOptions,
 ) -> Result<(), MetaError> {
-    let expires_at = options.expires_at.filter(|_| !options.immutable);
     for _ in 0..16 {
         let live = sqlx::query(
             "SELECT id, manifest_digest, immutable, expires_at FROM tags \
@@ -264,15 +268,19 @@ pub(crate) async fn move_tag(
             let expiry: Option<i64> = row.try_get(3)?;
             let expired = expiry.is_some_and(|e| e <= now);
             if !expired && row.try_get::<String, _>(1)? == digest {
-                // Pushed again: what this push says about the tag applies.
+                // Pushed again: what this push says about the tag applies. A rule making it
+                // immutable now sets the expiry the rule allows; a tag immutable already
+                // keeps its own.
                 sqlx::query(
                     "UPDATE tags SET immutable = $2, \
-                     expires_at = CASE WHEN $2 = 1 THEN NULL ELSE COALESCE($3, expires_at) END \
+                     expires_at = CASE WHEN $4 = 1 THEN $3 WHEN immutable = 1 THEN expires_at \
+                     ELSE COALESCE($3, expires_at) END \
                      WHERE id = $1",
                 )
                 .bind(id)
                 .bind(i64::from(immutable || options.immutable))
-                .bind(expires_at)
+                .bind(options.expires_at)
+                .bind(i64::from(options.immutable))
                 .execute(&mut **tx)
                 .await?;
                 return Ok(());
@@ -298,7 +306,7 @@ pub(crate) async fn move_tag(
         .bind(tag)
         .bind(digest)
         .bind(now)
-        .bind(expires_at)
+        .bind(options.expires_at)
         .bind(i64::from(options.immutable))
         .execute(&mut **tx)
         .await?;

@@ -99,6 +99,7 @@ fn rule_from_row(row: &AnyRow) -> Result<ImmutabilityRule, MetaError> {
         namespace: row.try_get("namespace")?,
         repository: row.try_get("repository")?,
         pattern: row.try_get("pattern")?,
+        allow_expiry: row.try_get::<i64, _>("allow_expiry")? != 0,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -306,6 +307,7 @@ impl LifecycleStore for SqlMetaStore {
         repository: &str,
         tag: &str,
         expires_at: Option<i64>,
+        immutable_may_expire: bool,
     ) -> Result<bool, MetaError> {
         let Some((mut tx, repo)) = self.repository_tx(repository).await? else {
             return Ok(false);
@@ -313,7 +315,7 @@ impl LifecycleStore for SqlMetaStore {
         let Some((id, immutable)) = Self::live_tag(&mut tx, repo, tag, now_millis()).await? else {
             return Ok(false);
         };
-        if immutable && expires_at.is_some() {
+        if immutable && expires_at.is_some() && !immutable_may_expire {
             return Err(MetaError::ImmutableTag(tag.to_owned()));
         }
         sqlx::query("UPDATE tags SET expires_at = $2 WHERE id = $1")
@@ -369,7 +371,7 @@ impl LifecycleStore for SqlMetaStore {
         let due = sqlx::query(
             "SELECT t.id, t.repository_id, r.name, t.name, t.manifest_digest, t.expires_at \
              FROM tags t JOIN repositories r ON r.id = t.repository_id \
-             WHERE t.end_at IS NULL AND t.expires_at <= $1 AND t.immutable = 0 \
+             WHERE t.end_at IS NULL AND t.expires_at <= $1 \
              ORDER BY t.expires_at LIMIT $2",
         )
         .bind(now)
@@ -387,7 +389,7 @@ impl LifecycleStore for SqlMetaStore {
             .await?;
             let done = sqlx::query(
                 "UPDATE tags SET end_at = expires_at \
-                 WHERE id = $1 AND end_at IS NULL AND immutable = 0 AND expires_at <= $2",
+                 WHERE id = $1 AND end_at IS NULL AND expires_at <= $2",
             )
             .bind(row.try_get::<i64, _>(0)?)
             .bind(now)
@@ -448,15 +450,17 @@ impl LifecycleStore for SqlMetaStore {
         namespace: &str,
         repository: Option<&str>,
         pattern: &str,
+        allow_expiry: bool,
     ) -> Result<ImmutabilityRule, MetaError> {
         let row = sqlx::query(
-            "INSERT INTO immutability_rules (namespace, repository, pattern, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING *",
+            "INSERT INTO immutability_rules (namespace, repository, pattern, created_at, \
+             allow_expiry) VALUES ($1, $2, $3, $4, $5) RETURNING *",
         )
         .bind(namespace)
         .bind(repository)
         .bind(pattern)
         .bind(now_millis())
+        .bind(i64::from(allow_expiry))
         .fetch_one(&self.write)
         .await?;
         rule_from_row(&row)

@@ -193,18 +193,26 @@ async fn expired_tags_vanish_and_enter_the_history(f: &Fixture) {
 
     // An expiry set through the API; clearing it keeps the tag.
     assert!(
-        s.set_tag_expiry("ns/app", "keep", Some(now_millis() + 60_000))
+        s.set_tag_expiry("ns/app", "keep", Some(now_millis() + 60_000), false)
             .await
             .unwrap()
     );
-    assert!(s.set_tag_expiry("ns/app", "keep", None).await.unwrap());
+    assert!(
+        s.set_tag_expiry("ns/app", "keep", None, false)
+            .await
+            .unwrap()
+    );
     assert!(
         s.expire_tags(now_millis() + 120_000, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    assert!(!s.set_tag_expiry("ns/app", "tmp", None).await.unwrap());
+    assert!(
+        !s.set_tag_expiry("ns/app", "tmp", None, false)
+            .await
+            .unwrap()
+    );
     // A tag pushed again after it expired starts a new row.
     s.put_manifest(manifest("ns/app", &m, vec![], Some("tmp")))
         .await
@@ -215,9 +223,10 @@ async fn expired_tags_vanish_and_enter_the_history(f: &Fixture) {
 async fn immutable_tags_refuse_moves_deletes_and_expiry(f: &Fixture) {
     let s = f.open().await;
     let (m0, m1, m2) = (d("m0"), d("m1"), d("m2"));
+    // The registry gives an immutable tag an expiry only where a rule allows it: none here.
     let immutable = TagOptions {
         immutable: true,
-        expires_at: Some(now_millis() + 10),
+        expires_at: None,
     };
     s.put_manifest(manifest("ns/app", &m0, vec![], Some("1.0")))
         .await
@@ -228,7 +237,7 @@ async fn immutable_tags_refuse_moves_deletes_and_expiry(f: &Fixture) {
         .unwrap();
     let row = &s.tag_history("ns/app", &all()).await.unwrap().unwrap()[0];
     assert!(row.immutable);
-    assert_eq!(row.expires_at, None, "an immutable tag never expires");
+    assert_eq!(row.expires_at, None);
 
     let refused = |e: MetaError| matches!(e, MetaError::ImmutableTag(ref t) if t == "1.0");
     let err = s
@@ -251,10 +260,28 @@ async fn immutable_tags_refuse_moves_deletes_and_expiry(f: &Fixture) {
     assert!(refused(s.delete_manifest("ns/app", &m1).await.unwrap_err()));
     assert!(refused(s.purge_tag("ns/app", "1.0").await.unwrap_err()));
     assert!(refused(
-        s.set_tag_expiry("ns/app", "1.0", Some(now_millis()))
+        s.set_tag_expiry("ns/app", "1.0", Some(now_millis()), false)
             .await
             .unwrap_err()
     ));
+    // Where a rule allows expiry, an immutable tag expires like any other, and the expiry
+    // job ends it; it still refuses moves meanwhile.
+    let soon = now_millis() + 60_000;
+    assert!(
+        s.set_tag_expiry("ns/app", "1.0", Some(soon), true)
+            .await
+            .unwrap()
+    );
+    assert!(refused(
+        s.put_manifest(manifest("ns/app", &m2, vec![], Some("1.0")))
+            .await
+            .unwrap_err()
+    ));
+    assert!(s.expire_tags(soon, 10).await.unwrap().len() == 1);
+    s.put_manifest(manifest("ns/app", &m1, vec![], Some("1.0")))
+        .await
+        .unwrap();
+    assert!(s.set_tag_immutable("ns/app", "1.0", true).await.unwrap());
     assert!(refused(
         s.restore_tag("ns/app", "1.0", &m0, 0, TagOptions::default())
             .await
@@ -277,12 +304,18 @@ async fn settings_and_rules_are_stored_per_namespace(f: &Fixture) {
     assert_eq!(s.time_machine_window("ns").await.unwrap(), Some(604_800));
     assert_eq!(s.time_machine_window("other").await.unwrap(), None);
 
-    let wide = s.add_immutability_rule("ns", None, "v.*").await.unwrap();
-    let narrow = s
-        .add_immutability_rule("ns", Some("ns/app"), "release-.*")
+    let wide = s
+        .add_immutability_rule("ns", None, "v.*", false)
         .await
         .unwrap();
-    s.add_immutability_rule("other", None, ".*").await.unwrap();
+    let narrow = s
+        .add_immutability_rule("ns", Some("ns/app"), "release-.*", true)
+        .await
+        .unwrap();
+    s.add_immutability_rule("other", None, ".*", false)
+        .await
+        .unwrap();
+    assert!(!wide.allow_expiry && narrow.allow_expiry);
     let patterns = |rules: Vec<bulwark_meta::ImmutabilityRule>| {
         rules.into_iter().map(|r| r.pattern).collect::<Vec<_>>()
     };

@@ -174,7 +174,7 @@ impl Registry {
         origin: Origin,
     ) -> Result<(), RegistryError> {
         let options = TagOptions {
-            immutable: self.rule_makes_immutable(repo, tag).await?,
+            immutable: self.rules_for(repo, tag).await?.immutable,
             expires_at: None,
         };
         let since = self.window_start(repo).await?;
@@ -197,7 +197,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Sets (or clears) when a live tag expires.
+    /// Sets (or clears) when a live tag expires; an immutable tag takes an expiry only
+    /// where its rules allow it.
     pub async fn set_tag_expiry(
         &self,
         repo: &RepoName,
@@ -206,9 +207,10 @@ impl Registry {
         actor: Actor,
         origin: Origin,
     ) -> Result<(), RegistryError> {
+        let may_expire = self.rules_for(repo, tag).await?.may_expire;
         if !self
             .meta
-            .set_tag_expiry(repo.as_str(), tag.as_str(), expires_at)
+            .set_tag_expiry(repo.as_str(), tag.as_str(), expires_at, may_expire)
             .await?
         {
             return Err(self.missing(repo, RegistryError::ManifestUnknown).await?);
@@ -307,6 +309,7 @@ impl Registry {
         namespace: &str,
         repository: Option<&RepoName>,
         pattern: &str,
+        allow_expiry: bool,
         actor: Actor,
         origin: Origin,
     ) -> Result<ImmutabilityRule, RegistryError> {
@@ -320,7 +323,12 @@ impl Registry {
         full_match(pattern)?;
         let rule = self
             .meta
-            .add_immutability_rule(namespace, repository.map(RepoName::as_str), pattern)
+            .add_immutability_rule(
+                namespace,
+                repository.map(RepoName::as_str),
+                pattern,
+                allow_expiry,
+            )
             .await?;
         self.emit(
             Event::new("immutability_rule.create", actor, origin)
@@ -329,6 +337,7 @@ impl Registry {
                 .details(serde_json::json!({
                     "repository": rule.repository,
                     "pattern": rule.pattern,
+                    "allow_expiry": rule.allow_expiry,
                 })),
         );
         Ok(rule)
@@ -352,24 +361,29 @@ impl Registry {
         Ok(())
     }
 
-    async fn rule_makes_immutable(
-        &self,
-        repo: &RepoName,
-        tag: &Tag,
-    ) -> Result<bool, RegistryError> {
+    /// What the immutability rules of `repo` say about `tag`: immutable when any rule
+    /// matches; may still expire only when every matching rule allows it.
+    async fn rules_for(&self, repo: &RepoName, tag: &Tag) -> Result<RuleOutcome, RegistryError> {
         let rules = self
             .meta
             .immutability_rules(namespace_of(repo.as_str()), Some(repo.as_str()))
             .await?;
+        let mut outcome = RuleOutcome {
+            immutable: false,
+            may_expire: true,
+        };
         for rule in rules {
             match full_match(&rule.pattern) {
-                Ok(re) if re.is_match(tag.as_str()) => return Ok(true),
+                Ok(re) if re.is_match(tag.as_str()) => {
+                    outcome.immutable = true;
+                    outcome.may_expire &= rule.allow_expiry;
+                }
                 Ok(_) => {}
                 // Patterns are checked when added; a bad one stored anyway matches nothing.
                 Err(e) => tracing::warn!(rule = rule.id, error = %e, "unusable immutability rule"),
             }
         }
-        Ok(false)
+        Ok(outcome)
     }
 
     /// What a push by tag sets on the tag: immutability by rule, and an expiry from the
@@ -380,7 +394,7 @@ impl Registry {
         tag: &Tag,
         parsed: &ParsedManifest,
     ) -> Result<TagOptions, RegistryError> {
-        let immutable = self.rule_makes_immutable(repo, tag).await?;
+        let rules = self.rules_for(repo, tag).await?;
         let mut after = parsed.annotations.as_ref().and_then(expires_after);
         if after.is_none()
             && let Some(config) = &parsed.config
@@ -394,8 +408,10 @@ impl Registry {
                 .and_then(expires_after);
         }
         Ok(TagOptions {
-            immutable,
-            expires_at: after.map(|d| now_millis().saturating_add(millis(d))),
+            immutable: rules.immutable,
+            expires_at: after
+                .filter(|_| !rules.immutable || rules.may_expire)
+                .map(|d| now_millis().saturating_add(millis(d))),
         })
     }
 
@@ -447,6 +463,12 @@ pub(crate) fn full_match(pattern: &str) -> Result<Regex, RegistryError> {
     }
     Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| RegistryError::InvalidRule(format!("tag pattern {pattern:?}: {e}")))
+}
+
+/// What the immutability rules matching a tag decide.
+struct RuleOutcome {
+    immutable: bool,
+    may_expire: bool,
 }
 
 #[cfg(test)]

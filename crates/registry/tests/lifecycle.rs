@@ -315,13 +315,66 @@ async fn lifecycle_end_to_end(stores: Stores) {
 
     // Immutability by rule: the push creates it, a second push to it is refused.
     assert!(matches!(
-        reg.add_immutability_rule("ns", Some(&app), "v[0-9]+(", actor.clone(), origin.clone())
-            .await,
+        reg.add_immutability_rule(
+            "ns",
+            Some(&app),
+            "v[0-9]+(",
+            false,
+            actor.clone(),
+            origin.clone()
+        )
+        .await,
         Err(RegistryError::InvalidRule(_))
     ));
-    reg.add_immutability_rule("ns", None, "v[0-9.]+", actor.clone(), origin.clone())
+    reg.add_immutability_rule("ns", None, "v[0-9.]+", false, actor.clone(), origin.clone())
         .await
         .unwrap();
+    // A rule allowing expiry: the label's expiry holds on an immutable tag, and a rule
+    // without the allowance matching too takes it away (the strictest rule wins).
+    reg.add_immutability_rule(
+        "ns",
+        Some(&app),
+        "nightly-.*",
+        true,
+        actor.clone(),
+        origin.clone(),
+    )
+    .await
+    .unwrap();
+    let expiring = serde_json::json!({ "quay.expires-after": "1s" });
+    push_image(&reg, &app, "nightly-1", &[b"n1".to_vec()], expiring.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        push_image(&reg, &app, "nightly-1", &[b"n2".to_vec()], expiring.clone()).await,
+        Err(RegistryError::TagImmutable(_))
+    ));
+    push_image(&reg, &app, "v2.0", &[b"v2".to_vec()], expiring.clone())
+        .await
+        .unwrap();
+    reg.add_immutability_rule(
+        "ns",
+        Some(&app),
+        "nightly-2",
+        false,
+        actor.clone(),
+        origin.clone(),
+    )
+    .await
+    .unwrap();
+    push_image(&reg, &app, "nightly-2", &[b"n3".to_vec()], expiring)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(reg.expire_tags().await.unwrap(), 1);
+    let live = reg.tags(&app, None, None).await.unwrap().items;
+    assert!(!live.contains(&"nightly-1".to_owned()), "{live:?}");
+    assert!(live.contains(&"nightly-2".to_owned()) && live.contains(&"v2.0".to_owned()));
+    assert!(matches!(
+        reg.set_tag_expiry(&app, &tag("v2.0"), Some(1), actor.clone(), origin.clone())
+            .await,
+        Err(RegistryError::TagImmutable(_))
+    ));
     let v1 = push_image(
         &reg,
         &app,
@@ -420,8 +473,8 @@ async fn lifecycle_end_to_end(stores: Stores) {
     let report = reg.collect_garbage().await.unwrap();
     assert!(report.history_rows >= 2, "{report:?}");
     // `b` (only in the history) and the refused push's manifest-less blobs go; the
-    // expired tag's manifest too.
-    assert_eq!(report.manifests, 2, "{report:?}");
+    // expired tags' manifests too ("short" and the immutable "nightly-1").
+    assert_eq!(report.manifests, 3, "{report:?}");
     assert!(report.blobs >= 3, "{report:?}");
     assert!(report.bytes_reclaimed > 0);
     assert!(matches!(

@@ -330,6 +330,7 @@ struct RuleView {
     #[serde(skip_serializing_if = "Option::is_none")]
     repository: Option<String>,
     tag_pattern: String,
+    allow_expiry: bool,
     /// Milliseconds, like every `created` of this API.
     created: i64,
 }
@@ -341,6 +342,7 @@ impl From<ImmutabilityRule> for RuleView {
             namespace: r.namespace,
             repository: r.repository,
             tag_pattern: r.pattern,
+            allow_expiry: r.allow_expiry,
             created: r.created_at,
         }
     }
@@ -358,10 +360,14 @@ fn rule_list(rules: Vec<ImmutabilityRule>) -> Response {
     .into_response()
 }
 
-/// A regular expression over whole tag names.
+/// A regular expression over whole tag names; with `allow_expiry`, the tags it makes
+/// immutable may still expire (from a label, an annotation or the API).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewRule {
     tag_pattern: String,
+    #[serde(default)]
+    allow_expiry: bool,
 }
 
 /// `GET /api/v1/organization/{org}/immutabilityrules`: the namespace's rules.
@@ -391,6 +397,7 @@ pub(crate) async fn org_add_rule(
             &org,
             None,
             &body.tag_pattern,
+            body.allow_expiry,
             caller.identity.actor(),
             origin(&caller),
         )
@@ -456,6 +463,7 @@ pub(crate) async fn repo_add_rule(
             name.namespace(),
             Some(&name),
             &body.tag_pattern,
+            body.allow_expiry,
             caller.identity.actor(),
             origin(&caller),
         )
