@@ -795,6 +795,47 @@ async fn cli_tag_commands_and_gc_locally_and_remotely() {
         assert!(missing.contains("time machine"), "{missing}");
     }
 
+    // Immutability rules from the CLI, each backend in turn: a rule that lets its tags
+    // expire, listed from the repository, removed by the namespace (not the repository).
+    for (remote, tag) in [(false, "nightly-a"), (true, "nightly-b")] {
+        let ok =
+            |args: &[&str]| cli(&lab, remote, args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let rule = ok(&[
+            "immutability",
+            "add",
+            "admin",
+            "nightly-.*",
+            "--allow-expiry",
+        ]);
+        assert_eq!(rule["allow_expiry"], true, "{rule}");
+        let id = rule["id"].as_i64().unwrap().to_string();
+        let rules = ok(&["immutability", "list", REPO]);
+        assert!(
+            rules
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == rule["id"]),
+            "{rules}"
+        );
+        lab.push_ok(tag, 20).await;
+        assert_eq!(
+            lab.history(&format!("specificTag={tag}")).await[0]["immutable"],
+            true
+        );
+        ok(&["tag", "expire", REPO, tag, "--after", "1h"]);
+        let refused = cli(&lab, remote, &["immutability", "delete", REPO, &id])
+            .expect_err("a namespace rule is not the repository's");
+        assert!(refused.contains(&id), "{refused}");
+        ok(&["immutability", "delete", "admin", &id]);
+        assert!(
+            ok(&["immutability", "list", "admin"])
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     // An image only history kept, purged, then collected by each in turn.
     for (remote, seed) in [(false, 7), (true, 8)] {
         let tag = format!("gone{seed}");

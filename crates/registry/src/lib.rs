@@ -22,7 +22,7 @@ pub use bulwark_storage::ByteStream;
 pub use error::RegistryError;
 pub use gc::GcReport;
 pub use lifecycle::{
-    EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, parse_duration,
+    EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, RuleView, parse_duration,
 };
 pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
 pub use retention::{PolicyView, Pruned};

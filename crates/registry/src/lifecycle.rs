@@ -343,13 +343,27 @@ impl Registry {
         Ok(rule)
     }
 
+    /// Deletes a rule of `namespace`; through a repository, only that repository's own
+    /// (its namespace's rules are the namespace admins').
     pub async fn delete_immutability_rule(
         &self,
         namespace: &str,
+        repository: Option<&RepoName>,
         id: i64,
         actor: Actor,
         origin: Origin,
     ) -> Result<(), RegistryError> {
+        if let Some(repo) = repository {
+            let own = self
+                .meta
+                .immutability_rules(namespace, Some(repo.as_str()))
+                .await?
+                .iter()
+                .any(|r| r.id == id && r.repository.as_deref() == Some(repo.as_str()));
+            if !own {
+                return Err(RegistryError::RuleUnknown(id));
+            }
+        }
         if !self.meta.delete_immutability_rule(namespace, id).await? {
             return Err(RegistryError::RuleUnknown(id));
         }
@@ -362,7 +376,8 @@ impl Registry {
     }
 
     /// What the immutability rules of `repo` say about `tag`: immutable when any rule
-    /// matches; may still expire only when every matching rule allows it.
+    /// matches; may still expire only when some rule matches and every matching rule
+    /// allows it (a tag made immutable by hand never may).
     async fn rules_for(&self, repo: &RepoName, tag: &Tag) -> Result<RuleOutcome, RegistryError> {
         let rules = self
             .meta
@@ -383,6 +398,7 @@ impl Registry {
                 Err(e) => tracing::warn!(rule = rule.id, error = %e, "unusable immutability rule"),
             }
         }
+        outcome.may_expire &= outcome.immutable;
         Ok(outcome)
     }
 
@@ -463,6 +479,33 @@ pub(crate) fn full_match(pattern: &str) -> Result<Regex, RegistryError> {
     }
     Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| RegistryError::InvalidRule(format!("tag pattern {pattern:?}: {e}")))
+}
+
+/// An immutability rule as the management API shows it, read back by the CLI.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuleView {
+    pub id: i64,
+    pub namespace: String,
+    /// The full repository name; absent for a rule over the whole namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub tag_pattern: String,
+    pub allow_expiry: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created: i64,
+}
+
+impl From<ImmutabilityRule> for RuleView {
+    fn from(r: ImmutabilityRule) -> Self {
+        RuleView {
+            id: r.id,
+            namespace: r.namespace,
+            repository: r.repository,
+            tag_pattern: r.pattern,
+            allow_expiry: r.allow_expiry,
+            created: r.created_at,
+        }
+    }
 }
 
 /// What the immutability rules matching a tag decide.

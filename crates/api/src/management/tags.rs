@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bulwark_auth::{Action, Resource};
 use bulwark_events::{Event, Origin};
 use bulwark_oci::{Digest, Reference, RepoName, Tag};
-use bulwark_registry::{GcReport, HistoryRequest, ImmutabilityRule, TagRecord};
+use bulwark_registry::{GcReport, HistoryRequest, ImmutabilityRule, RuleView, TagRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::extract::{Json, Path, Query};
@@ -323,32 +323,6 @@ pub(crate) async fn set_window(
 }
 
 #[derive(Serialize)]
-struct RuleView {
-    id: i64,
-    namespace: String,
-    /// The full repository name; absent for a rule over the whole namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repository: Option<String>,
-    tag_pattern: String,
-    allow_expiry: bool,
-    /// Milliseconds, like every `created` of this API.
-    created: i64,
-}
-
-impl From<ImmutabilityRule> for RuleView {
-    fn from(r: ImmutabilityRule) -> Self {
-        RuleView {
-            id: r.id,
-            namespace: r.namespace,
-            repository: r.repository,
-            tag_pattern: r.pattern,
-            allow_expiry: r.allow_expiry,
-            created: r.created_at,
-        }
-    }
-}
-
-#[derive(Serialize)]
 struct RuleList {
     rules: Vec<RuleView>,
 }
@@ -414,7 +388,7 @@ pub(crate) async fn org_delete_rule(
     require(&state, &caller, Resource::Namespace(&org), Action::Admin).await?;
     state
         .registry
-        .delete_immutability_rule(&org, id, caller.identity.actor(), origin(&caller))
+        .delete_immutability_rule(&org, None, id, caller.identity.actor(), origin(&caller))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -486,19 +460,11 @@ pub(crate) async fn repo_delete_rule(
         Action::Admin,
     )
     .await?;
-    let own = state
-        .registry
-        .immutability_rules(name.namespace(), Some(&name))
-        .await?
-        .iter()
-        .any(|r| r.id == id && r.repository.as_deref() == Some(name.as_str()));
-    if !own {
-        return Err(bulwark_registry::RegistryError::RuleUnknown(id).into());
-    }
     state
         .registry
         .delete_immutability_rule(
             name.namespace(),
+            Some(&name),
             id,
             caller.identity.actor(),
             origin(&caller),

@@ -9,7 +9,8 @@ use anyhow::Result;
 use bulwark_meta::now_millis;
 use bulwark_oci::{Digest, RepoName, Tag};
 use bulwark_registry::{
-    GcReport, HistoryRequest, Keep, PolicyView, Pruned, Registry, RegistryError, TagRecord,
+    GcReport, HistoryRequest, Keep, PolicyView, Pruned, Registry, RegistryError, RuleView,
+    TagRecord,
 };
 use clap::Subcommand;
 use reqwest::Method;
@@ -105,6 +106,31 @@ pub enum RetentionCommand {
         namespace: String,
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImmutabilityCommand {
+    /// The rules of a namespace, or those that apply to a repository.
+    List {
+        #[arg(value_parser = Scope::parse, value_name = "NAMESPACE[/REPOSITORY]")]
+        scope: Scope,
+    },
+    /// Add a rule: tags whose whole name matches PATTERN become immutable when pushed.
+    Add {
+        #[arg(value_parser = Scope::parse, value_name = "NAMESPACE[/REPOSITORY]")]
+        scope: Scope,
+        /// A regular expression over whole tag names.
+        pattern: String,
+        /// The tags it makes immutable may still expire (from a label or `tag expire`).
+        #[arg(long)]
+        allow_expiry: bool,
+    },
+    /// Remove a rule (a repository's own, or any of a namespace's).
+    Delete {
+        #[arg(value_parser = Scope::parse, value_name = "NAMESPACE[/REPOSITORY]")]
+        scope: Scope,
+        id: i64,
     },
 }
 
@@ -205,6 +231,15 @@ pub trait Lifecycle {
     ) -> Result<PolicyView>;
     async fn delete_retention_policy(&self, scope: &Scope, id: i64) -> Result<()>;
     async fn apply_retention(&self, namespace: &str, dry_run: bool) -> Result<Vec<Pruned>>;
+
+    async fn immutability_rules(&self, scope: &Scope) -> Result<Vec<RuleView>>;
+    async fn add_immutability_rule(
+        &self,
+        scope: &Scope,
+        pattern: &str,
+        allow_expiry: bool,
+    ) -> Result<RuleView>;
+    async fn delete_immutability_rule(&self, scope: &Scope, id: i64) -> Result<()>;
 }
 
 pub async fn tag(backend: &impl Lifecycle, command: TagCommand) -> Result<Output> {
@@ -340,6 +375,44 @@ pub async fn retention(backend: &impl Lifecycle, command: RetentionCommand) -> R
     }
 }
 
+pub async fn immutability(
+    backend: &impl Lifecycle,
+    command: ImmutabilityCommand,
+) -> Result<Output> {
+    match command {
+        ImmutabilityCommand::List { scope } => {
+            let rules = backend.immutability_rules(&scope).await?;
+            let rows = rules.iter().map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.repository
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/*", r.namespace)),
+                    r.tag_pattern.clone(),
+                    yes_no(r.allow_expiry),
+                ]
+            });
+            let text = table(&["ID", "SCOPE", "PATTERN", "MAY EXPIRE"], rows);
+            Output::new(text, rules)
+        }
+        ImmutabilityCommand::Add {
+            scope,
+            pattern,
+            allow_expiry,
+        } => {
+            let rule = backend
+                .add_immutability_rule(&scope, &pattern, allow_expiry)
+                .await?;
+            let text = format!("added immutability rule {} to {scope}", rule.id);
+            Output::new(text, rule)
+        }
+        ImmutabilityCommand::Delete { scope, id } => {
+            backend.delete_immutability_rule(&scope, id).await?;
+            Output::done(format!("deleted immutability rule {id} of {scope}"))
+        }
+    }
+}
+
 pub async fn gc(backend: &impl Lifecycle) -> Result<Output> {
     let r = backend.collect_garbage().await?;
     let text = format!(
@@ -469,6 +542,43 @@ impl Lifecycle for Local {
             .apply_retention(Some(namespace), dry_run, actor, origin)
             .await?)
     }
+
+    async fn immutability_rules(&self, scope: &Scope) -> Result<Vec<RuleView>> {
+        let (registry, namespace, repo) = self.scope(scope).await?;
+        let rules = registry
+            .immutability_rules(&namespace, repo.as_ref())
+            .await?;
+        Ok(rules.into_iter().map(Into::into).collect())
+    }
+
+    async fn add_immutability_rule(
+        &self,
+        scope: &Scope,
+        pattern: &str,
+        allow_expiry: bool,
+    ) -> Result<RuleView> {
+        let (registry, namespace, repo) = self.scope(scope).await?;
+        let (actor, origin) = self.actor();
+        let rule = registry
+            .add_immutability_rule(
+                &namespace,
+                repo.as_ref(),
+                pattern,
+                allow_expiry,
+                actor,
+                origin,
+            )
+            .await?;
+        Ok(rule.into())
+    }
+
+    async fn delete_immutability_rule(&self, scope: &Scope, id: i64) -> Result<()> {
+        let (registry, namespace, repo) = self.scope(scope).await?;
+        let (actor, origin) = self.actor();
+        Ok(registry
+            .delete_immutability_rule(&namespace, repo.as_ref(), id, actor, origin)
+            .await?)
+    }
 }
 
 impl Local {
@@ -577,6 +687,33 @@ impl Lifecycle for Remote {
         let run: Run = self.call(Method::POST, url, None).await?;
         Ok(run.pruned)
     }
+
+    async fn immutability_rules(&self, scope: &Scope) -> Result<Vec<RuleView>> {
+        #[derive(Deserialize)]
+        struct Rules {
+            rules: Vec<RuleView>,
+        }
+        let list: Rules = self
+            .call(Method::GET, self.rules_url(scope, None), None)
+            .await?;
+        Ok(list.rules)
+    }
+
+    async fn add_immutability_rule(
+        &self,
+        scope: &Scope,
+        pattern: &str,
+        allow_expiry: bool,
+    ) -> Result<RuleView> {
+        let body = json!({ "tag_pattern": pattern, "allow_expiry": allow_expiry });
+        self.call(Method::POST, self.rules_url(scope, None), Some(body))
+            .await
+    }
+
+    async fn delete_immutability_rule(&self, scope: &Scope, id: i64) -> Result<()> {
+        let url = self.rules_url(scope, Some(id));
+        self.act(Method::DELETE, url, None).await
+    }
 }
 
 impl Remote {
@@ -586,5 +723,19 @@ impl Remote {
             Scope::Namespace(ns) => self.url(&["organization", ns, "autoprunepolicy", last]),
             Scope::Repository(repo) => self.repo_url(repo, &["autoprunepolicy", last]),
         }
+    }
+
+    /// `…/immutabilityrules` of the scope, or one rule of it.
+    fn rules_url(&self, scope: &Scope, id: Option<i64>) -> reqwest::Url {
+        let mut url = match scope {
+            Scope::Namespace(ns) => self.url(&["organization", ns, "immutabilityrules"]),
+            Scope::Repository(repo) => self.repo_url(repo, &["immutabilityrules"]),
+        };
+        if let Some(id) = id {
+            url.path_segments_mut()
+                .expect("management URLs have a path")
+                .push(&id.to_string());
+        }
+        url
     }
 }

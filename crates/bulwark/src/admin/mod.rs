@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use self::backend::{Backend, Grantee, RepoPath};
-use self::lifecycle::{Lifecycle, RetentionCommand, TagCommand};
+use self::lifecycle::{ImmutabilityCommand, Lifecycle, RetentionCommand, TagCommand};
 use self::local::Local;
 use self::remote::{Login, Remote};
 use crate::config::{Config, Overrides};
@@ -81,6 +81,14 @@ pub enum AdminCommand {
         target: Target,
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// Immutability rules of namespaces and repositories: tag patterns made immutable on
+    /// push.
+    Immutability {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: ImmutabilityCommand,
     },
     /// Collect garbage now and report what was reclaimed (superusers).
     Gc {
@@ -383,6 +391,7 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Token { target, .. }
     | AdminCommand::Tag { target, .. }
     | AdminCommand::Retention { target, .. }
+    | AdminCommand::Immutability { target, .. }
     | AdminCommand::Gc { target }) = &command;
     let target = target.clone();
     let stdin = Stdin {
@@ -481,6 +490,9 @@ async fn execute(
         AdminCommand::Token { command, .. } => token(backend, command).await,
         AdminCommand::Tag { command, .. } => lifecycle::tag(backend, command).await,
         AdminCommand::Retention { command, .. } => lifecycle::retention(backend, command).await,
+        AdminCommand::Immutability { command, .. } => {
+            lifecycle::immutability(backend, command).await
+        }
         AdminCommand::Gc { .. } => lifecycle::gc(backend).await,
     }
 }
