@@ -1,4 +1,4 @@
-//! `bulwark user|org|robot|repo|token|tag|retention|gc …`: administration of accounts, organizations,
+//! `bulwark user|org|robot|repo|token|tag|retention|quota|gc …`: administration of accounts, organizations,
 //! robots, repositories, application tokens and the tag lifecycle from the command line.
 //! One set of commands over two [`Backend`]s: the local metadata database (the
 //! configuration of `serve`: `--config`, `--data-dir`, `BULWARK_…`) or, with `--server`, a
@@ -11,6 +11,7 @@
 mod backend;
 mod lifecycle;
 mod local;
+mod quota;
 mod remote;
 
 use std::fmt::Write as _;
@@ -28,6 +29,7 @@ use serde_json::json;
 use self::backend::{Backend, Grantee, RepoPath};
 use self::lifecycle::{Lifecycle, RetentionCommand, TagCommand};
 use self::local::Local;
+use self::quota::{QuotaCommand, Quotas};
 use self::remote::{Login, Remote};
 use crate::config::{Config, Overrides};
 
@@ -81,6 +83,13 @@ pub enum AdminCommand {
         target: Target,
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// Namespace quotas: size, warning and reject limits, usage (superusers).
+    Quota {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: QuotaCommand,
     },
     /// Collect garbage now and report what was reclaimed (superusers).
     Gc {
@@ -383,6 +392,7 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Token { target, .. }
     | AdminCommand::Tag { target, .. }
     | AdminCommand::Retention { target, .. }
+    | AdminCommand::Quota { target, .. }
     | AdminCommand::Gc { target }) = &command;
     let target = target.clone();
     let stdin = Stdin {
@@ -469,7 +479,7 @@ fn secret_line(label: &str, secret: &str) -> String {
 }
 
 async fn execute(
-    backend: &(impl Backend + Lifecycle),
+    backend: &(impl Backend + Lifecycle + Quotas),
     command: AdminCommand,
     stdin: &Stdin,
 ) -> Result<Output> {
@@ -481,6 +491,7 @@ async fn execute(
         AdminCommand::Token { command, .. } => token(backend, command).await,
         AdminCommand::Tag { command, .. } => lifecycle::tag(backend, command).await,
         AdminCommand::Retention { command, .. } => lifecycle::retention(backend, command).await,
+        AdminCommand::Quota { command, .. } => quota::quota(backend, command).await,
         AdminCommand::Gc { .. } => lifecycle::gc(backend).await,
     }
 }
