@@ -24,8 +24,12 @@ struct Lab {
 
 impl Lab {
     fn start() -> Lab {
+        Lab::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Lab {
         Lab {
-            server: TestServer::start(bulwark_bin()),
+            server: TestServer::start_with(bulwark_bin(), &[], env),
             http: http(),
         }
     }
@@ -350,7 +354,17 @@ fn sizes(tags: &[&str]) -> BTreeMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn skopeo_pushes_warn_then_are_refused_until_the_limit_rises() {
-    let lab = Lab::start();
+    skopeo_pushes_warn_then_are_refused_until_the_limit_rises_on(Lab::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skopeo_pushes_warn_then_are_refused_until_the_limit_rises_on_postgresql() {
+    let url = bulwark_testkit::postgres_database();
+    let lab = Lab::start_with(&[("BULWARK_DATABASE__URL", &url)]);
+    skopeo_pushes_warn_then_are_refused_until_the_limit_rises_on(lab).await;
+}
+
+async fn skopeo_pushes_warn_then_are_refused_until_the_limit_rises_on(lab: Lab) {
     let host = &lab.server.host;
     let fixtures = Layout::fixtures().root;
     lab.api(

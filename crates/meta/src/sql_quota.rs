@@ -27,11 +27,13 @@ fn limit_from_row(row: &AnyRow) -> Result<QuotaLimit, MetaError> {
 }
 
 /// The digests held by the repositories named in [`namespace_bounds`] `$1`..`$2`, with
-/// their sizes: links (layers, configs, and whatever else was pushed as a blob) and stored
-/// manifests. `UNION` keeps one row per digest however many repositories hold it.
-const HELD: &str = "SELECT b.digest, b.size FROM repository_blobs rb \
-     JOIN repositories r ON r.id = rb.repository_id JOIN blobs b ON b.digest = rb.digest \
-     WHERE r.name >= $1 AND r.name < $2 \
+/// their sizes: linked blobs (layers, configs, and whatever else was pushed as a blob) and
+/// stored manifests, one row per digest however many repositories hold it. The links are
+/// reduced to distinct digests before the blob rows are read (a semi-join): a namespace
+/// links a layer once per repository.
+const HELD: &str = "SELECT b.digest, b.size FROM blobs b WHERE b.digest IN \
+     (SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+      WHERE r.name >= $1 AND r.name < $2) \
      UNION SELECT m.digest, m.size FROM manifests m \
      JOIN repositories r ON r.id = m.repository_id WHERE r.name >= $1 AND r.name < $2";
 
