@@ -494,10 +494,20 @@ async fn skopeo_pushes_warn_then_are_refused_until_the_limit_rises_on(lab: Lab) 
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], "DENIED");
     let message = body["errors"][0]["message"].as_str().unwrap();
-    assert!(
-        message.contains(&format!("namespace acme would hold {all} bytes")),
-        "{message}"
+    assert_eq!(
+        message,
+        format!("quota exceeded: namespace acme holds {all} bytes, its limit is {all} bytes")
     );
+
+    // A layer the namespace holds can still be mounted: it adds nothing.
+    let layer = &rhel.layers[0].digest;
+    let mount = format!(
+        "{}/v2/acme/more/blobs/uploads/?mount={layer}&from=acme/rhel",
+        lab.server.url
+    );
+    let resp = lab.http.post(mount).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(usage().await, all);
 
     // One warning in all: usage stayed over the threshold.
     tokio::time::sleep(Duration::from_millis(1500)).await;

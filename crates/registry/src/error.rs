@@ -52,9 +52,7 @@ pub enum RegistryError {
     QuotaUnknown(i64),
     #[error("quota limit {0} not found")]
     QuotaLimitUnknown(i64),
-    #[error(
-        "quota exceeded: namespace {namespace} would hold {usage} bytes, over its limit of {limit} bytes"
-    )]
+    #[error("{}", quota_exceeded(namespace, *usage, *limit))]
     QuotaExceeded {
         namespace: String,
         usage: u64,
@@ -68,6 +66,20 @@ pub enum RegistryError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Meta(MetaError),
+}
+
+/// What a refused push is told: the namespace, what it would hold, its limit.
+fn quota_exceeded(namespace: &str, usage: u64, limit: u64) -> String {
+    if usage > limit {
+        format!(
+            "quota exceeded: namespace {namespace} would hold {usage} bytes, over its limit of \
+             {limit} bytes"
+        )
+    } else {
+        format!(
+            "quota exceeded: namespace {namespace} holds {usage} bytes, its limit is {limit} bytes"
+        )
+    }
 }
 
 impl From<MetaError> for RegistryError {

@@ -327,8 +327,13 @@ impl Registry {
     }
 
     /// Refuses to start adding content to `repo` while its namespace is at or past its
-    /// reject limit.
-    pub(crate) async fn refuse_when_full(&self, repo: &RepoName) -> Result<(), RegistryError> {
+    /// reject limit — unless the content is `digest` and the namespace holds it already (a
+    /// mount or monolithic push of a layer another of its repositories has adds nothing).
+    pub(crate) async fn refuse_when_full(
+        &self,
+        repo: &RepoName,
+        digest: Option<&Digest>,
+    ) -> Result<(), RegistryError> {
         let namespace = namespace_of(repo.as_str());
         let Some(quota) = self.meta.namespace_quota(namespace).await? else {
             return Ok(());
@@ -337,10 +342,15 @@ impl Registry {
             return Ok(());
         };
         let usage = self.meta.namespace_usage(namespace).await?;
-        if usage >= limit {
-            return Err(self.refuse(repo, "blob upload", usage, limit));
+        if usage < limit {
+            return Ok(());
         }
-        Ok(())
+        if let Some(digest) = digest
+            && self.meta.namespace_holds(namespace, digest).await?
+        {
+            return Ok(());
+        }
+        Err(self.refuse(repo, "blob upload", usage, limit))
     }
 
     /// Checks a manifest push of `size` bytes under `digest` against the namespace's reject
