@@ -377,6 +377,12 @@ enum Act {
     AddOrgPolicy,
     DeleteOrgPolicy,
     RunRetention,
+    /// A quota route as its template says, on a throwaway namespace (an organization, or a
+    /// user on the superuser's `users` routes) given a quota with a warning limit unless the
+    /// row creates the quota: a quota of the fixture organization would refuse later pushes.
+    Quota,
+    /// A quota of the caller's own namespace (without reject limit: it refuses nothing).
+    MyQuota,
     Ping,
     Catalog,
     Tags,
@@ -429,7 +435,7 @@ impl Row {
 /// route by its label, the token service), what it needs, its status when allowed, and the
 /// request ([`Matrix::prepare`]).
 #[rustfmt::skip]
-const TABLE: [Row; 98] = [
+const TABLE: [Row; 118] = [
     m("GET",    "/api/v1/openapi.json",                                     N::Nothing,      200, A::Route),
     m("GET",    "/api/v1/user/",                                            N::OwnAccount,   200, A::Route),
     m("POST",   "/api/v1/user/",                                            N::Registration, 201, A::Register),
@@ -508,6 +514,26 @@ const TABLE: [Row; 98] = [
     m("DELETE", "/api/v1/organization/{org}/autoprunepolicy/{id}",          N::OrgAdmin,     204, A::DeleteOrgPolicy),
     m("POST",   "/api/v1/organization/{org}/autoprunepolicy/run",           N::OrgAdmin,     200, A::RunRetention),
     m("POST",   "/api/v1/superuser/gc",                                     N::Superuser,    200, A::Route),
+    m("GET",    "/api/v1/organization/{org}/quota",                         N::OrgView,      200, A::Route),
+    m("POST",   "/api/v1/organization/{org}/quota",                         N::Superuser,    201, A::Quota),
+    m("GET",    "/api/v1/organization/{org}/quota/{quota_id}",              N::OrgView,      200, A::Quota),
+    m("PUT",    "/api/v1/organization/{org}/quota/{quota_id}",              N::Superuser,    200, A::Quota),
+    m("DELETE", "/api/v1/organization/{org}/quota/{quota_id}",              N::Superuser,    204, A::Quota),
+    m("GET",    "/api/v1/organization/{org}/quota/{quota_id}/limit",        N::OrgView,      200, A::Quota),
+    m("POST",   "/api/v1/organization/{org}/quota/{quota_id}/limit",        N::Superuser,    201, A::Quota),
+    m("GET",    "/api/v1/organization/{org}/quota/{quota_id}/limit/{limit_id}", N::OrgView,  200, A::Quota),
+    m("PUT",    "/api/v1/organization/{org}/quota/{quota_id}/limit/{limit_id}", N::Superuser, 200, A::Quota),
+    m("DELETE", "/api/v1/organization/{org}/quota/{quota_id}/limit/{limit_id}", N::Superuser, 204, A::Quota),
+    m("GET",    "/api/v1/user/quota",                                       N::OwnAccount,   200, A::Route),
+    m("GET",    "/api/v1/user/quota/{quota_id}",                            N::OwnAccount,   200, A::MyQuota),
+    m("GET",    "/api/v1/superuser/organization/{namespace}/quota",         N::Superuser,    200, A::Quota),
+    m("POST",   "/api/v1/superuser/organization/{namespace}/quota",         N::Superuser,    201, A::Quota),
+    m("PUT",    "/api/v1/superuser/organization/{namespace}/quota/{quota_id}", N::Superuser, 200, A::Quota),
+    m("DELETE", "/api/v1/superuser/organization/{namespace}/quota/{quota_id}", N::Superuser, 204, A::Quota),
+    m("GET",    "/api/v1/superuser/users/{username}/quota",                 N::Superuser,    200, A::Quota),
+    m("POST",   "/api/v1/superuser/users/{username}/quota",                 N::Superuser,    201, A::Quota),
+    m("PUT",    "/api/v1/superuser/users/{username}/quota/{quota_id}",      N::Superuser,    200, A::Quota),
+    m("DELETE", "/api/v1/superuser/users/{username}/quota/{quota_id}",      N::Superuser,    204, A::Quota),
     r("GET",    "base",                                                     N::Login,        200, A::Ping),
     r("HEAD",   "base",                                                     N::Login,        200, A::Ping),
     r("GET",    "catalog",                                                  N::Catalog,      200, A::Catalog),
@@ -976,8 +1002,8 @@ impl Matrix {
         (tag, digest)
     }
 
-    /// An immutability rule (`rules`) or retention policy (`policies`) made by the superuser
-    /// at `base` (a namespace's or repository's collection); its id.
+    /// An immutability rule, retention policy, quota or quota limit made by the superuser at
+    /// `base` (its collection); its id.
     async fn rule_or_policy(&self, base: &str, body: Value) -> i64 {
         let created = self.admin(Method::POST, base, Some(body), 201).await;
         created["id"].as_i64().expect("id")
@@ -1410,6 +1436,70 @@ impl Matrix {
                         Req::to(format!("{policies}run"))
                     }
                 }
+            }
+            Act::Quota => {
+                let Route::Management(template) = row.route else {
+                    panic!("{row:?}: quota rows are management routes")
+                };
+                let users = template.starts_with("/api/v1/superuser/users/");
+                let namespace = if users {
+                    let name = self.unique("zq");
+                    let body = json!({ "username": name, "password": "quota-password" });
+                    self.admin(Method::POST, "/api/v1/superuser/users/", Some(body), 201)
+                        .await;
+                    name
+                } else {
+                    self.throwaway_org().await
+                };
+                let mut path = template
+                    .replace("{org}", &namespace)
+                    .replace("{namespace}", &namespace)
+                    .replace("{username}", &namespace);
+                if !template.ends_with("/quota") {
+                    let kind = if users { "users" } else { "organization" };
+                    let quotas = format!("/api/v1/superuser/{kind}/{namespace}/quota");
+                    let body = json!({ "limit_bytes": 1_u64 << 40 });
+                    let quota = self.rule_or_policy(&quotas, body).await;
+                    let limits = format!("/api/v1/organization/{namespace}/quota/{quota}/limit");
+                    let body = json!({ "type": "Warning", "threshold_percent": 80 });
+                    let limit = self.rule_or_policy(&limits, body).await;
+                    path = path
+                        .replace("{quota_id}", &quota.to_string())
+                        .replace("{limit_id}", &limit.to_string());
+                }
+                let body = match row.method {
+                    "POST" if template.ends_with("/limit") => {
+                        Some(json!({ "type": "Warning", "threshold_percent": 50 }))
+                    }
+                    "POST" => Some(json!({ "limit_bytes": 1_u64 << 30 })),
+                    "PUT" if template.ends_with("{limit_id}") => {
+                        Some(json!({ "threshold_percent": 90 }))
+                    }
+                    "PUT" => Some(json!({ "limit_bytes": 1_u64 << 41 })),
+                    _ => None,
+                };
+                match body {
+                    Some(body) => Req::to(path).json(body),
+                    None => Req::to(path),
+                }
+            }
+            Act::MyQuota => {
+                // Callers without an account name an id they could not own.
+                let id = match self.creds.get(&who).filter(|_| own) {
+                    Some((name, _)) => {
+                        let quotas = format!("/api/v1/superuser/users/{name}/quota");
+                        let listed = self.admin(Method::GET, &quotas, None, 200).await;
+                        match listed[0]["id"].as_i64() {
+                            Some(id) => id,
+                            None => {
+                                let body = json!({ "limit_bytes": 1_u64 << 40 });
+                                self.rule_or_policy(&quotas, body).await
+                            }
+                        }
+                    }
+                    None => 1,
+                };
+                Req::to(format!("/api/v1/user/quota/{id}"))
             }
             Act::Ping => Req::to("/v2/"),
             Act::Catalog => Req::to("/v2/_catalog"),

@@ -8,9 +8,11 @@ mod audit;
 mod identity;
 mod jobs;
 mod lifecycle;
+mod quota;
 mod sql;
 mod sql_identity;
 mod sql_lifecycle;
+mod sql_quota;
 
 use bulwark_oci::{Digest, Reference};
 
@@ -28,6 +30,7 @@ pub use lifecycle::{
     ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, Keep, LifecycleStore,
     RepositoryCollected, RepositoryCutoffs, RetentionPolicy, TagOptions, TagRecord, UnreachableFn,
 };
+pub use quota::{NamespaceQuota, QuotaLimit, QuotaLimitChange, QuotaLimitKind, QuotaStore};
 pub use sql::{SqlMetaStore, SqlOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -125,9 +128,10 @@ pub struct Page<'a> {
     pub limit: u32,
 }
 
-/// The registry's store; the lifecycle operations come with it, since pushes apply them.
+/// The registry's store; the lifecycle and quota operations come with it, since pushes
+/// apply them.
 #[async_trait::async_trait]
-pub trait MetaStore: LifecycleStore + Send + Sync + 'static {
+pub trait MetaStore: LifecycleStore + QuotaStore + Send + Sync + 'static {
     async fn repository_exists(&self, repository: &str) -> Result<bool, MetaError>;
 
     /// Size of `digest` if it is visible in `repository`.

@@ -137,7 +137,7 @@ fn strongest<R: Spelling + Ord>(roles: Option<String>) -> Result<Option<R>, Meta
 /// The bounds of the repository names in namespace `ns`: [`ns/`, `ns0`), since `0` follows
 /// `/` in byte order. A range uses the name index, and unlike LIKE (where `_` is a
 /// wildcard) matches exactly.
-fn namespace_bounds(ns: &str) -> (String, String) {
+pub(crate) fn namespace_bounds(ns: &str) -> (String, String) {
     (format!("{ns}/"), format!("{ns}0"))
 }
 
@@ -255,10 +255,17 @@ impl IdentityStore for SqlMetaStore {
         };
         if AccountKind::parse(&row.try_get::<String, _>(1)?)? != AccountKind::Robot {
             // As `delete_repository`, for every repository of the namespace at once.
-            let (first, end) = namespace_bounds(&row.try_get::<String, _>(0)?);
+            let name = row.try_get::<String, _>(0)?;
+            let (first, end) = namespace_bounds(&name);
             sqlx::query("DELETE FROM repositories WHERE name >= $1 AND name < $2")
                 .bind(first)
                 .bind(end)
+                .execute(&mut *tx)
+                .await?;
+            // The namespace's quota (its limits follow by ON DELETE CASCADE): a namespace
+            // created later under the name starts without one.
+            sqlx::query("DELETE FROM namespace_quotas WHERE namespace = $1")
+                .bind(&name)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -46,6 +46,18 @@ pub enum RegistryError {
     InvalidPolicy(String),
     #[error("retention policy {0} not found")]
     PolicyUnknown(i64),
+    #[error("invalid quota: {0}")]
+    InvalidQuota(String),
+    #[error("quota {0} not found")]
+    QuotaUnknown(i64),
+    #[error("quota limit {0} not found")]
+    QuotaLimitUnknown(i64),
+    #[error("{}", quota_exceeded(namespace, *usage, *limit))]
+    QuotaExceeded {
+        namespace: String,
+        usage: u64,
+        limit: u64,
+    },
     #[error("the blob is being garbage collected; retry")]
     Busy,
     #[error("the request body could not be read: {0}")]
@@ -54,6 +66,20 @@ pub enum RegistryError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Meta(MetaError),
+}
+
+/// What a refused push is told: the namespace, what it would hold, its limit.
+fn quota_exceeded(namespace: &str, usage: u64, limit: u64) -> String {
+    if usage > limit {
+        format!(
+            "quota exceeded: namespace {namespace} would hold {usage} bytes, over its limit of \
+             {limit} bytes"
+        )
+    } else {
+        format!(
+            "quota exceeded: namespace {namespace} holds {usage} bytes, its limit is {limit} bytes"
+        )
+    }
 }
 
 impl From<MetaError> for RegistryError {
@@ -91,15 +117,19 @@ impl RegistryError {
             RegistryError::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
             RegistryError::Body(_) => ErrorCode::BlobUploadInvalid,
             RegistryError::TagImmutable(_) => ErrorCode::Denied,
+            // As Quay and Harbor answer: the push is refused, whoever pushes.
+            RegistryError::QuotaExceeded { .. } => ErrorCode::Denied,
             RegistryError::NotInHistory { .. } => ErrorCode::ManifestUnknown,
             RegistryError::Busy => ErrorCode::TooManyRequests,
             // Management API only: no distribution-spec code says "bad setting".
             RegistryError::WindowNotAllowed { .. }
             | RegistryError::InvalidRule(_)
-            | RegistryError::InvalidPolicy(_) => ErrorCode::Unsupported,
-            RegistryError::RuleUnknown(_) | RegistryError::PolicyUnknown(_) => {
-                ErrorCode::NameUnknown
-            }
+            | RegistryError::InvalidPolicy(_)
+            | RegistryError::InvalidQuota(_) => ErrorCode::Unsupported,
+            RegistryError::RuleUnknown(_)
+            | RegistryError::PolicyUnknown(_)
+            | RegistryError::QuotaUnknown(_)
+            | RegistryError::QuotaLimitUnknown(_) => ErrorCode::NameUnknown,
             RegistryError::Storage(StorageError::UploadNotFound) => ErrorCode::BlobUploadUnknown,
             RegistryError::Storage(_) | RegistryError::Meta(_) => return None,
         })

@@ -6,6 +6,7 @@ mod error;
 mod gc;
 mod lifecycle;
 mod manifests;
+mod quota;
 mod retention;
 mod uploads;
 
@@ -17,7 +18,9 @@ use bulwark_meta::MetaStore;
 use bulwark_oci::{OciError, RepoName};
 use bulwark_storage::BlobStore;
 
-pub use bulwark_meta::{ImmutabilityRule, Keep, RetentionPolicy, TagRecord};
+pub use bulwark_meta::{
+    ImmutabilityRule, Keep, QuotaLimitChange, QuotaLimitKind, RetentionPolicy, TagRecord,
+};
 pub use bulwark_storage::ByteStream;
 pub use error::RegistryError;
 pub use gc::GcReport;
@@ -25,6 +28,7 @@ pub use lifecycle::{
     EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, RuleView, parse_duration,
 };
 pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
+pub use quota::{LimitView, QuotaReport, QuotaView, kind_name, parse_kind};
 pub use retention::{PolicyView, Pruned};
 pub use uploads::{BlobRead, ByteRange, MountOutcome, UploadState};
 

@@ -94,6 +94,7 @@ impl Registry {
             .as_ref()
             .map(|a| serde_json::to_string(a).expect("string maps serialize"));
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+        let admitted = self.admit_manifest(repo, &digest, body.len()).await?;
         self.meta
             .put_manifest_with(
                 NewManifest {
@@ -111,6 +112,9 @@ impl Registry {
                 options,
             )
             .await?;
+        if let Some(admitted) = admitted {
+            self.warn_after_push(repo, admitted).await?;
+        }
         Ok(ManifestPut { digest, subject })
     }
 

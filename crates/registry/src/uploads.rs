@@ -114,6 +114,7 @@ fn saved_hasher(session: &UploadSession) -> Result<DigestHasher, RegistryError> 
 
 impl Registry {
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadState, RegistryError> {
+        self.refuse_when_full(repo, None).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let storage_state = self.blobs.begin_upload(&id).await?;
         let now = now_millis();
@@ -352,6 +353,7 @@ impl Registry {
         declared_len: Option<u64>,
         body: ByteStream,
     ) -> Result<(), RegistryError> {
+        self.refuse_when_full(repo, Some(digest)).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut state = self.blobs.begin_upload(&id).await?;
         let result = self
@@ -422,6 +424,7 @@ impl Registry {
         {
             return Ok(MountOutcome::Mounted);
         }
+        self.refuse_when_full(repo, Some(digest)).await?;
         let sources: Vec<String> = match from {
             Some(from) => vec![from.to_string()],
             None => self.meta.repositories_with_blob(digest, 100).await?,

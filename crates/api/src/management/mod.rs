@@ -17,6 +17,7 @@
 pub(crate) mod extract;
 mod logs;
 mod orgs;
+mod quota;
 mod repos;
 mod retention;
 mod robots;
@@ -296,6 +297,95 @@ fn table() -> Vec<Route> {
             M::DELETE,
             "/api/v1/repository/{ns}/{repo}/autoprunepolicy/{id}",
             retention::repo_delete,
+        ),
+        // Namespace quotas.
+        route(M::GET, "/api/v1/organization/{org}/quota", quota::org_list),
+        route(
+            M::POST,
+            "/api/v1/organization/{org}/quota",
+            quota::org_create,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/quota/{quota_id}",
+            quota::org_get,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/organization/{org}/quota/{quota_id}",
+            quota::org_update,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/organization/{org}/quota/{quota_id}",
+            quota::org_delete,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/quota/{quota_id}/limit",
+            quota::org_limits,
+        ),
+        route(
+            M::POST,
+            "/api/v1/organization/{org}/quota/{quota_id}/limit",
+            quota::org_add_limit,
+        ),
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/quota/{quota_id}/limit/{limit_id}",
+            quota::org_limit,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/organization/{org}/quota/{quota_id}/limit/{limit_id}",
+            quota::org_update_limit,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/organization/{org}/quota/{quota_id}/limit/{limit_id}",
+            quota::org_delete_limit,
+        ),
+        route(M::GET, "/api/v1/user/quota", quota::user_list),
+        route(M::GET, "/api/v1/user/quota/{quota_id}", quota::user_get),
+        route(
+            M::GET,
+            "/api/v1/superuser/organization/{namespace}/quota",
+            quota::super_org_list,
+        ),
+        route(
+            M::POST,
+            "/api/v1/superuser/organization/{namespace}/quota",
+            quota::super_org_create,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/superuser/organization/{namespace}/quota/{quota_id}",
+            quota::super_org_update,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/superuser/organization/{namespace}/quota/{quota_id}",
+            quota::super_org_delete,
+        ),
+        route(
+            M::GET,
+            "/api/v1/superuser/users/{username}/quota",
+            quota::super_user_list,
+        ),
+        route(
+            M::POST,
+            "/api/v1/superuser/users/{username}/quota",
+            quota::super_user_create,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/superuser/users/{username}/quota/{quota_id}",
+            quota::super_user_update,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/superuser/users/{username}/quota/{quota_id}",
+            quota::super_user_delete,
         ),
         // The caller's application and API tokens.
         route(M::GET, "/api/v1/user/apptoken", tokens::app_list),

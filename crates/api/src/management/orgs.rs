@@ -112,6 +112,9 @@ struct OrgDetail {
     /// Quay's shape: teams by name.
     teams: BTreeMap<String, TeamView>,
     ordered_teams: Vec<String>,
+    /// Usage against the quota, for organizations with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_report: Option<bulwark_registry::QuotaReport>,
 }
 
 /// `GET /api/v1/organization/{org}`: for members of the organization.
@@ -127,6 +130,7 @@ pub(crate) async fn get(
         org: account.into(),
         ordered_teams: teams.iter().map(|t| t.name.clone()).collect(),
         teams: teams.into_iter().map(|t| (t.name.clone(), t)).collect(),
+        quota_report: state.registry.quota_report(&org).await?,
     })
     .into_response())
 }

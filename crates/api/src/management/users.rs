@@ -54,6 +54,9 @@ struct Me {
     #[serde(flatten)]
     user: UserView,
     organizations: Vec<Membership>,
+    /// Usage against the quota of the user's namespace, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_report: Option<bulwark_registry::QuotaReport>,
 }
 
 /// `GET /api/v1/user/`.
@@ -76,10 +79,12 @@ async fn me_response(state: &AppState, id: i64) -> Result<Response, Problem> {
             can_create_repo: role >= TeamRole::Creator,
         })
         .collect();
+    let quota_report = state.registry.quota_report(&account.name).await?;
     Ok(axum::Json(Me {
         anonymous: false,
         user: account.into(),
         organizations,
+        quota_report,
     })
     .into_response())
 }

@@ -84,6 +84,10 @@ impl Local {
         Ok(registry)
     }
 
+    pub(super) fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
     /// Who the lifecycle events name: the operator, from this host.
     pub(super) fn actor(&self) -> (Actor, Origin) {
         let origin = Origin {

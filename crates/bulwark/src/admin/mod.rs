@@ -1,4 +1,4 @@
-//! `bulwark user|org|robot|repo|token|tag|retention|gc …`: administration of accounts, organizations,
+//! `bulwark user|org|robot|repo|token|tag|retention|quota|gc …`: administration of accounts, organizations,
 //! robots, repositories, application tokens and the tag lifecycle from the command line.
 //! One set of commands over two [`Backend`]s: the local metadata database (the
 //! configuration of `serve`: `--config`, `--data-dir`, `BULWARK_…`) or, with `--server`, a
@@ -11,6 +11,7 @@
 mod backend;
 mod lifecycle;
 mod local;
+mod quota;
 mod remote;
 
 use std::fmt::Write as _;
@@ -28,6 +29,7 @@ use serde_json::json;
 use self::backend::{Backend, Grantee, RepoPath};
 use self::lifecycle::{ImmutabilityCommand, Lifecycle, RetentionCommand, TagCommand};
 use self::local::Local;
+use self::quota::{QuotaCommand, Quotas};
 use self::remote::{Login, Remote};
 use crate::config::{Config, Overrides};
 
@@ -89,6 +91,13 @@ pub enum AdminCommand {
         target: Target,
         #[command(subcommand)]
         command: ImmutabilityCommand,
+    },
+    /// Namespace quotas: size, warning and reject limits, usage (superusers).
+    Quota {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: QuotaCommand,
     },
     /// Collect garbage now and report what was reclaimed (superusers).
     Gc {
@@ -392,6 +401,7 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Tag { target, .. }
     | AdminCommand::Retention { target, .. }
     | AdminCommand::Immutability { target, .. }
+    | AdminCommand::Quota { target, .. }
     | AdminCommand::Gc { target }) = &command;
     let target = target.clone();
     let stdin = Stdin {
@@ -478,7 +488,7 @@ fn secret_line(label: &str, secret: &str) -> String {
 }
 
 async fn execute(
-    backend: &(impl Backend + Lifecycle),
+    backend: &(impl Backend + Lifecycle + Quotas),
     command: AdminCommand,
     stdin: &Stdin,
 ) -> Result<Output> {
@@ -493,6 +503,7 @@ async fn execute(
         AdminCommand::Immutability { command, .. } => {
             lifecycle::immutability(backend, command).await
         }
+        AdminCommand::Quota { command, .. } => quota::quota(backend, command).await,
         AdminCommand::Gc { .. } => lifecycle::gc(backend).await,
     }
 }
