@@ -34,7 +34,7 @@ pub use crate::date::Date;
 pub use crate::distro::Distro;
 pub use crate::error::{Limit, Result, ScanError};
 pub use crate::grade::{Grade, Health};
-pub use crate::image::Image;
+pub use crate::image::{Image, Platform};
 pub use crate::layer::{INDEX_FORMAT_VERSION, LayerIndex};
 pub use crate::matcher::Finding;
 pub use crate::osv::Database;
