@@ -68,7 +68,9 @@ pub fn index_layer<R: Read>(digest: &str, reader: R, limits: &Limits) -> Result<
     walker::index_layer(digest, reader, limits, &select)
 }
 
-/// The inventory of the image made of these layers, bottom first.
+/// The inventory of the image made of these layers, bottom first (indexed by
+/// [`index_layer`], possibly stored and read back with [`LayerIndex::from_bytes`]), within
+/// the image-wide limits (layer count, bytes held).
 pub fn inventory_from_layers(layers: &[LayerIndex], limits: &Limits) -> Result<Inventory> {
     inventory_from(layers.iter().cloned().map(Ok), limits)
 }
@@ -93,8 +95,8 @@ pub fn index_image(image: &Image, limits: &Limits) -> Result<Inventory> {
     inventory_from(indexes, limits)
 }
 
-/// Applies each layer as it comes, so that a layer's index is dropped once applied and
-/// the image-wide limits stop the scan before the next layer is read.
+/// Applies each layer as it comes: a layer's index is dropped once applied, and an
+/// image-wide limit ends the scan at the layer that crosses it.
 fn inventory_from(
     layers: impl Iterator<Item = Result<LayerIndex>>,
     limits: &Limits,

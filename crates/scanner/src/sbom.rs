@@ -463,6 +463,44 @@ mod tests {
     }
 
     #[test]
+    fn the_same_package_at_two_places_gets_two_bom_refs() {
+        let jar = |path: &str| Package {
+            path: path.into(),
+            ..package(PackageType::Java, "com.example:app", "1.0")
+        };
+        let inventory = Inventory {
+            distro: None,
+            packages: vec![jar("/a.jar"), jar("/b.jar"), jar("/b.jar")],
+            layers: vec!["sha256:0".into()],
+            stats: Default::default(),
+        };
+        let bom = cyclonedx(&inventory, "example");
+        let refs: Vec<&str> = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["bom-ref"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                "pkg:maven/com.example/app@1.0",
+                "pkg:maven/com.example/app@1.0#/b.jar",
+                "pkg:maven/com.example/app@1.0#/b.jar#2",
+            ]
+        );
+        assert_eq!(bom["components"][0]["group"], "com.example");
+        assert_eq!(bom["components"][0]["name"], "app");
+        assert_eq!(
+            bom["dependencies"][0]["dependsOn"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[test]
     fn now_is_rfc3339() {
         let t = now();
         assert_eq!(t.len(), 20, "{t}");
