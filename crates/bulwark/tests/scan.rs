@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use access::Manage;
-use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
+use bulwark_testkit::{ADMIN_PASSWORD, TestServer, self_signed_certificate};
 use clients::{FIXTURE_TAGS, bulwark_bin, skopeo_copy, test_python};
 
 fn fixtures() -> PathBuf {
@@ -395,5 +395,40 @@ async fn docker_references_scan_like_the_layout() {
     assert!(
         absent.contains("no image for linux/s390x") && absent.contains(&platform),
         "{absent}"
+    );
+}
+
+/// A registry with a self-signed certificate: refused while certificates are verified,
+/// scanned over TLS with `--tls-verify=false`.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_references_over_tls_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(dir.path());
+    let server = TestServer::start_with(
+        bulwark_bin(),
+        &[],
+        &[
+            ("BULWARK_TLS__CERT", cert.to_str().unwrap()),
+            ("BULWARK_TLS__KEY", key.to_str().unwrap()),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let layout = fixtures().join("images");
+    let source = format!("oci:{}:alpine318-apkdb", layout.display());
+    let image = format!("docker://{}/admin/alpine:3.18", server.host);
+    skopeo_copy(&source, &image).await;
+    let creds = format!("admin:{ADMIN_PASSWORD}");
+    let refused = failure(&["--creds", &creds, &image]);
+    assert!(refused.contains("--tls-verify=false"), "{refused}");
+    assert_eq!(
+        report(&[
+            "--format",
+            "json",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            &image
+        ]),
+        report(&["--format", "json", &source])
     );
 }
