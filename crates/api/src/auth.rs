@@ -263,7 +263,7 @@ pub(crate) const CATALOG_SCOPE: &str = "registry:catalog:*";
 fn challenge(state: &AppState, parts: &Parts, scope: Option<String>, err: ApiError) -> ApiError {
     let mut value = format!(
         "Bearer realm=\"{}/v2/auth\",service=\"{}\"",
-        state.external_url(&parts.headers),
+        state.external_url(parts),
         state.auth.settings().service
     );
     if let Some(scope) = scope {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use bulwark_auth::{Accounts, Authenticator};
@@ -88,14 +88,17 @@ impl AppState {
         self
     }
 
-    /// The base URL clients reach the registry at.
-    fn external_url(&self, headers: &HeaderMap) -> String {
+    /// The base URL clients reach the registry at. The host is the request's: its `Host`
+    /// header (HTTP/1.1) or its URI's authority (HTTP/2 sends `:authority` instead).
+    fn external_url(&self, parts: &Parts) -> String {
         if let Some(url) = &self.external_url {
             return url.clone();
         }
-        let host = headers
+        let host = parts
+            .headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .filter(|h| {
                 h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))

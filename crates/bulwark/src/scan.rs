@@ -1,11 +1,14 @@
-//! `bulwark scan`: indexes an image on disk and matches it against OSV files, without a
-//! server (the scanner library does the work; this is its command line).
+//! `bulwark scan`: indexes an image (on disk, or in a registry through `docker://`) and
+//! matches it against OSV files, without a server (the scanner library does the work;
+//! this is its command line).
+
+mod docker;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bulwark_scanner::{Database, Date, Image, Limits, Report};
+use bulwark_scanner::{Database, Date, Image, Limits, Platform, Report, sbom};
 
 #[derive(clap::Args)]
 pub struct ScanArgs {
@@ -27,7 +30,19 @@ pub struct ScanArgs {
     /// Stop at a package database or manifest larger than this.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
     max_file_bytes: u64,
-    /// The image, in skopeo's syntax: oci:DIR[:TAG] or docker-archive:FILE[:REPO:TAG].
+    /// The image of this platform (OS/ARCH[/VARIANT]) from a multi-platform index;
+    /// default: Linux on this machine's architecture.
+    #[arg(long, value_name = "OS/ARCH", value_parser = parse_platform)]
+    platform: Option<Platform>,
+    /// docker:// only: USER:PASS for the registry (Basic, or its token service).
+    #[arg(long, value_name = "USER:PASS", value_parser = parse_creds)]
+    creds: Option<(String, String)>,
+    /// docker:// only: `--tls-verify=false` accepts any certificate and falls back to
+    /// plain HTTP when the registry has no TLS.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// The image, in skopeo's syntax: oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
     reference: String,
 }
 
@@ -35,6 +50,20 @@ pub struct ScanArgs {
 enum Format {
     Table,
     Json,
+    /// A CycloneDX 1.5 SBOM of the inventory (JSON).
+    Cyclonedx,
+    /// An SPDX 2.3 SBOM of the inventory (JSON).
+    Spdx,
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_creds(s: &str) -> Result<(String, String), String> {
+    s.split_once(':')
+        .map(|(user, pass)| (user.to_string(), pass.to_string()))
+        .ok_or_else(|| "expected USER:PASS".to_string())
 }
 
 fn parse_date(s: &str) -> Result<Date, String> {
@@ -53,9 +82,21 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
         db.load(path)
             .with_context(|| format!("loading vulnerability data {}", path.display()))?;
     }
-    let image = Image::open(&args.reference)?;
-    let inventory = bulwark_scanner::index_image(&image, &limits)
-        .with_context(|| format!("scanning {}", args.reference))?;
+    let platform = args.platform.clone().unwrap_or_else(Platform::current);
+    let inventory = match args.reference.strip_prefix("docker://") {
+        Some(remote) => {
+            let options = docker::Options {
+                platform,
+                creds: args.creds.clone(),
+                tls_verify: args.tls_verify,
+            };
+            docker::index(&remote.parse()?, &options, &limits)
+        }
+        None => Image::open_platform(&args.reference, &platform)
+            .and_then(|image| bulwark_scanner::index_image(&image, &limits))
+            .map_err(anyhow::Error::from),
+    }
+    .with_context(|| format!("scanning {}", args.reference))?;
     let report = bulwark_scanner::report(inventory, &db, args.today.unwrap_or_else(Date::today));
     match args.format {
         Format::Json => {
@@ -66,6 +107,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Table => print!("{}", table(&args.reference, &report, db.is_empty())),
+        Format::Cyclonedx => {
+            let bom = sbom::cyclonedx(&report.inventory, &args.reference);
+            println!("{}", serde_json::to_string_pretty(&bom)?);
+        }
+        Format::Spdx => {
+            let bom = sbom::spdx(&report.inventory, &args.reference);
+            println!("{}", serde_json::to_string_pretty(&bom)?);
+        }
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Images on disk, named in skopeo's transport syntax: `oci:DIR[:TAG]` (an OCI image
-//! layout) and `docker-archive:FILE[:REPO:TAG]` (the output of `docker save`).
+//! layout) and `docker-archive:FILE[:REPO:TAG]` (the output of `docker save`); and the
+//! rules any image source follows (platform choice, artifacts refused), which the CLI's
+//! `docker://` transport shares (the scanner itself does no network I/O).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,7 +13,9 @@ use serde::Deserialize;
 use crate::error::{Result, ScanError};
 
 /// Manifests, indexes and configs are small; anything bigger is not one.
-const MAX_JSON_BYTES: u64 = 4 << 20;
+pub const MAX_JSON_BYTES: u64 = 4 << 20;
+/// Indexes nested in indexes are followed this deep at most.
+pub const MAX_INDEX_DEPTH: usize = 4;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const IMAGE_CONFIGS: [&str; 2] = [
     "application/vnd.oci.image.config.v1+json",
@@ -64,8 +68,14 @@ impl ImageLayer {
 }
 
 impl Image {
-    /// Opens `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
+    /// Opens `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`; from a multi-platform
+    /// index, the image of this machine's platform.
     pub fn open(reference: &str) -> Result<Image> {
+        Image::open_platform(reference, &Platform::current())
+    }
+
+    /// [`Image::open`], taking `platform`'s image from a multi-platform index.
+    pub fn open_platform(reference: &str, platform: &Platform) -> Result<Image> {
         let unsupported = || {
             ScanError::Unsupported(format!(
                 "image reference {reference:?}: expected oci:DIR[:TAG] or docker-archive:FILE"
@@ -78,7 +88,7 @@ impl Image {
                     Some((dir, tag)) => (dir, Some(tag)),
                     None => (rest, None),
                 };
-                open_oci_layout(Path::new(dir), tag)
+                open_oci_layout(Path::new(dir), tag, platform)
             }
             "docker-archive" => {
                 let (file, tag) = match rest.split_once(':') {
@@ -102,10 +112,105 @@ struct Descriptor {
     platform: Option<Platform>,
 }
 
-#[derive(Deserialize)]
-struct Platform {
-    architecture: String,
-    os: String,
+/// An image's platform, `os/architecture[/variant]` as indexes name it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Linux on this machine's architecture, in Go's names (`amd64`, `arm64`, …): the
+    /// image a container runtime here would run.
+    pub fn current() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// Reads `os/architecture[/variant]`.
+    pub fn parse(s: &str) -> Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch, rest @ ..] if !os.is_empty() && !arch.is_empty() && rest.len() <= 1 => {
+                Ok(Platform {
+                    os: os.to_string(),
+                    architecture: arch.to_string(),
+                    variant: rest.first().map(|v| v.to_string()),
+                })
+            }
+            _ => Err(ScanError::Unsupported(format!(
+                "platform {s:?}: expected OS/ARCH[/VARIANT]"
+            ))),
+        }
+    }
+
+    /// Whether an index entry for `candidate` is this platform; a variant counts only
+    /// when this one names it.
+    pub fn matches(&self, candidate: &Platform) -> bool {
+        self.os == candidate.os
+            && self.architecture == candidate.architecture
+            && (self.variant.is_none() || self.variant == candidate.variant)
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The entry of an index (of `source`) for `wanted`, given each entry's platform. An
+/// index whose entries name no platform at all gives its first.
+pub fn choose_platform<'a, T>(
+    source: &str,
+    entries: &'a [T],
+    platform_of: impl Fn(&T) -> Option<Platform>,
+    wanted: &Platform,
+) -> Result<&'a T> {
+    let platforms: Vec<Option<Platform>> = entries.iter().map(platform_of).collect();
+    if let Some(i) = platforms
+        .iter()
+        .position(|p| p.as_ref().is_some_and(|p| wanted.matches(p)))
+    {
+        return Ok(&entries[i]);
+    }
+    if platforms.iter().all(Option::is_none) {
+        return entries
+            .first()
+            .ok_or_else(|| ScanError::malformed(source, "empty index"));
+    }
+    let available: Vec<String> = platforms.iter().flatten().map(|p| p.to_string()).collect();
+    Err(ScanError::Unsupported(format!(
+        "{source}: no image for {wanted} (the index has {})",
+        available.join(", ")
+    )))
+}
+
+/// Refuses artifacts (Helm charts, signatures, SBOMs): their layers are no filesystem.
+pub fn require_image_config(manifest: &str, config_media_type: &str) -> Result<()> {
+    if IMAGE_CONFIGS.contains(&config_media_type) {
+        Ok(())
+    } else {
+        Err(ScanError::Unsupported(format!(
+            "{manifest} is not a container image (config {config_media_type:?})"
+        )))
+    }
 }
 
 /// An index or a manifest: which one is told by the fields present.
@@ -118,7 +223,7 @@ struct IndexOrManifest {
     layers: Vec<Descriptor>,
 }
 
-fn open_oci_layout(dir: &Path, tag: Option<&str>) -> Result<Image> {
+fn open_oci_layout(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image> {
     let index_path = dir.join("index.json");
     let index: IndexOrManifest = read_json(&index_path)?;
     let chosen = match tag {
@@ -141,19 +246,13 @@ fn open_oci_layout(dir: &Path, tag: Option<&str>) -> Result<Image> {
         )
     })?;
     let mut digest = chosen.digest.clone();
-    // A multi-platform index: scan linux/amd64, else its first image. Nested indexes
-    // are followed a few levels deep at most.
-    for _ in 0..4 {
+    // A multi-platform index: scan `platform`'s image. Nested indexes are followed a
+    // few levels deep at most.
+    for _ in 0..MAX_INDEX_DEPTH {
         let node: IndexOrManifest = read_json(&blob_path(dir, &digest)?)?;
         if node.manifests.is_empty() {
-            // Artifacts (Helm charts, signatures, SBOMs) have layers that are no
-            // filesystem.
             let config = node.config.as_ref().map_or("", |c| c.media_type.as_str());
-            if !IMAGE_CONFIGS.contains(&config) {
-                return Err(ScanError::Unsupported(format!(
-                    "{digest} is not a container image (config {config:?})"
-                )));
-            }
+            require_image_config(&digest, config)?;
             let layers = node
                 .layers
                 .iter()
@@ -166,12 +265,8 @@ fn open_oci_layout(dir: &Path, tag: Option<&str>) -> Result<Image> {
                 .collect::<Result<_>>()?;
             return Ok(Image { layers });
         }
-        let amd64 = node.manifests.iter().find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-        });
-        digest = amd64.unwrap_or(&node.manifests[0]).digest.clone();
+        let chosen = choose_platform(&digest, &node.manifests, |d| d.platform.clone(), platform)?;
+        digest = chosen.digest.clone();
     }
     Err(ScanError::malformed(
         dir.display().to_string(),
@@ -292,6 +387,32 @@ fn open_docker_archive(path: &Path, tag: Option<&str>) -> Result<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms() {
+        let arm = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(arm.to_string(), "linux/arm/v7");
+        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", ""] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+        let entries = [
+            Some(Platform::parse("linux/amd64").unwrap()),
+            None, // an attestation manifest
+            Some(Platform::parse("linux/arm/v6").unwrap()),
+            Some(arm.clone()),
+        ];
+        let pick = |wanted: &str| {
+            choose_platform("index", &entries, Clone::clone, &Platform::parse(wanted)?)
+                .map(|p| p.clone().unwrap().to_string())
+        };
+        assert_eq!(pick("linux/arm/v7").unwrap(), "linux/arm/v7");
+        // Without a variant, the first of the architecture.
+        assert_eq!(pick("linux/arm").unwrap(), "linux/arm/v6");
+        let e = pick("linux/s390x").unwrap_err().to_string();
+        assert!(e.contains("linux/amd64, linux/arm/v6, linux/arm/v7"), "{e}");
+        let unannotated = [None::<Platform>, None];
+        assert!(choose_platform("index", &unannotated, Clone::clone, &arm).is_ok());
+    }
 
     #[test]
     fn artifacts_and_bad_references_are_refused() {
