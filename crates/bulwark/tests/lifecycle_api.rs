@@ -795,6 +795,22 @@ async fn cli_tag_commands_and_gc_locally_and_remotely() {
         assert!(missing.contains("time machine"), "{missing}");
     }
 
+    // The Time Machine window from the CLI: shown, set to an allowed option, refused
+    // otherwise.
+    for (remote, window, secs) in [(false, "1d", 86_400), (true, "2w", 1_209_600)] {
+        let set = cli(&lab, remote, &["timemachine", "set", "admin", window])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set["tag_expiration_s"], secs, "{set}");
+        let shown = cli(&lab, remote, &["timemachine", "show", "admin"]).unwrap();
+        assert_eq!(shown, set);
+        let refused = cli(&lab, remote, &["timemachine", "set", "admin", "5s"])
+            .expect_err("not an allowed window");
+        assert!(
+            refused.contains("86400"),
+            "the options are named: {refused}"
+        );
+    }
+
     // Immutability rules from the CLI, each backend in turn: a rule that lets its tags
     // expire, listed from the repository, removed by the namespace (not the repository).
     for (remote, tag) in [(false, "nightly-a"), (true, "nightly-b")] {

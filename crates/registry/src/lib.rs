@@ -25,7 +25,8 @@ pub use bulwark_storage::ByteStream;
 pub use error::RegistryError;
 pub use gc::GcReport;
 pub use lifecycle::{
-    EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, RuleView, parse_duration,
+    EXPIRES_AFTER_KEYS, HistoryPage, HistoryRequest, LifecycleSettings, RuleView, WindowView,
+    parse_duration,
 };
 pub use manifests::{ListPage, ManifestPut, ReferrersIndex};
 pub use quota::{LimitView, QuotaReport, QuotaView, kind_name, parse_kind};

@@ -101,6 +101,20 @@ impl Registry {
             .map_or(self.lifecycle.time_machine_default, Duration::from_secs))
     }
 
+    /// The namespace's window with the options it may choose from, as the management API
+    /// and the CLI show it.
+    pub async fn window_view(&self, namespace: &str) -> Result<WindowView, RegistryError> {
+        Ok(WindowView {
+            tag_expiration_s: self.time_machine_window(namespace).await?.as_secs(),
+            tag_expiration_options: self
+                .lifecycle
+                .time_machine_options
+                .iter()
+                .map(Duration::as_secs)
+                .collect(),
+        })
+    }
+
     /// Sets the namespace's window to one of the allowed options.
     pub async fn set_time_machine_window(
         &self,
@@ -479,6 +493,14 @@ pub(crate) fn full_match(pattern: &str) -> Result<Regex, RegistryError> {
     }
     Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| RegistryError::InvalidRule(format!("tag pattern {pattern:?}: {e}")))
+}
+
+/// A namespace's Time Machine window and the windows it may choose from, in seconds
+/// (Quay's `tag_expiration_s` and `TAG_EXPIRATION_OPTIONS`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WindowView {
+    pub tag_expiration_s: u64,
+    pub tag_expiration_options: Vec<u64>,
 }
 
 /// An immutability rule as the management API shows it, read back by the CLI.

@@ -264,27 +264,8 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A namespace's Time Machine window and the windows it may choose from, in seconds
-/// (Quay's `tag_expiration_s` and `TAG_EXPIRATION_OPTIONS`).
-#[derive(Serialize)]
-struct WindowView {
-    tag_expiration_s: u64,
-    tag_expiration_options: Vec<u64>,
-}
-
 async fn window_view(state: &AppState, namespace: &str) -> Result<Response, Problem> {
-    let window = state.registry.time_machine_window(namespace).await?;
-    Ok(axum::Json(WindowView {
-        tag_expiration_s: window.as_secs(),
-        tag_expiration_options: state
-            .registry
-            .lifecycle()
-            .time_machine_options
-            .iter()
-            .map(Duration::as_secs)
-            .collect(),
-    })
-    .into_response())
+    Ok(axum::Json(state.registry.window_view(namespace).await?).into_response())
 }
 
 /// `GET /api/v1/organization/{org}/timemachine`: for members of the namespace.

@@ -10,7 +10,7 @@ use bulwark_meta::now_millis;
 use bulwark_oci::{Digest, RepoName, Tag};
 use bulwark_registry::{
     GcReport, HistoryRequest, Keep, PolicyView, Pruned, Registry, RegistryError, RuleView,
-    TagRecord,
+    TagRecord, WindowView,
 };
 use clap::Subcommand;
 use reqwest::Method;
@@ -106,6 +106,18 @@ pub enum RetentionCommand {
         namespace: String,
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TimeMachineCommand {
+    /// A namespace's Time Machine window and the windows it may choose from.
+    Show { namespace: String },
+    /// Keep a namespace's tag history this long (one of the allowed options, e.g. `2w`).
+    Set {
+        namespace: String,
+        #[arg(value_parser = parse_duration)]
+        window: Duration,
     },
 }
 
@@ -231,6 +243,13 @@ pub trait Lifecycle {
     ) -> Result<PolicyView>;
     async fn delete_retention_policy(&self, scope: &Scope, id: i64) -> Result<()>;
     async fn apply_retention(&self, namespace: &str, dry_run: bool) -> Result<Vec<Pruned>>;
+
+    async fn time_machine_window(&self, namespace: &str) -> Result<WindowView>;
+    async fn set_time_machine_window(
+        &self,
+        namespace: &str,
+        window: Duration,
+    ) -> Result<WindowView>;
 
     async fn immutability_rules(&self, scope: &Scope) -> Result<Vec<RuleView>>;
     async fn add_immutability_rule(
@@ -373,6 +392,30 @@ pub async fn retention(backend: &impl Lifecycle, command: RetentionCommand) -> R
             Output::new(text, RetentionRun { dry_run, pruned })
         }
     }
+}
+
+pub async fn time_machine(backend: &impl Lifecycle, command: TimeMachineCommand) -> Result<Output> {
+    let (namespace, view) = match command {
+        TimeMachineCommand::Show { namespace } => {
+            let view = backend.time_machine_window(&namespace).await?;
+            (namespace, view)
+        }
+        TimeMachineCommand::Set { namespace, window } => {
+            let view = backend.set_time_machine_window(&namespace, window).await?;
+            (namespace, view)
+        }
+    };
+    let options: Vec<String> = view
+        .tag_expiration_options
+        .iter()
+        .map(|s| format!("{s}s"))
+        .collect();
+    let text = format!(
+        "{namespace}: tag history kept {}s (options: {})",
+        view.tag_expiration_s,
+        options.join(", ")
+    );
+    Output::new(text, view)
 }
 
 pub async fn immutability(
@@ -543,6 +586,23 @@ impl Lifecycle for Local {
             .await?)
     }
 
+    async fn time_machine_window(&self, namespace: &str) -> Result<WindowView> {
+        Ok(self.registry().await?.window_view(namespace).await?)
+    }
+
+    async fn set_time_machine_window(
+        &self,
+        namespace: &str,
+        window: Duration,
+    ) -> Result<WindowView> {
+        let registry = self.registry().await?;
+        let (actor, origin) = self.actor();
+        registry
+            .set_time_machine_window(namespace, window, actor, origin)
+            .await?;
+        Ok(registry.window_view(namespace).await?)
+    }
+
     async fn immutability_rules(&self, scope: &Scope) -> Result<Vec<RuleView>> {
         let (registry, namespace, repo) = self.scope(scope).await?;
         let rules = registry
@@ -686,6 +746,21 @@ impl Lifecycle for Remote {
             .append_pair("dry_run", &dry_run.to_string());
         let run: Run = self.call(Method::POST, url, None).await?;
         Ok(run.pruned)
+    }
+
+    async fn time_machine_window(&self, namespace: &str) -> Result<WindowView> {
+        let url = self.url(&["organization", namespace, "timemachine"]);
+        self.call(Method::GET, url, None).await
+    }
+
+    async fn set_time_machine_window(
+        &self,
+        namespace: &str,
+        window: Duration,
+    ) -> Result<WindowView> {
+        let url = self.url(&["organization", namespace, "timemachine"]);
+        let body = json!({ "tag_expiration_s": window.as_secs() });
+        self.call(Method::PUT, url, Some(body)).await
     }
 
     async fn immutability_rules(&self, scope: &Scope) -> Result<Vec<RuleView>> {

@@ -27,7 +27,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use self::backend::{Backend, Grantee, RepoPath};
-use self::lifecycle::{ImmutabilityCommand, Lifecycle, RetentionCommand, TagCommand};
+use self::lifecycle::{
+    ImmutabilityCommand, Lifecycle, RetentionCommand, TagCommand, TimeMachineCommand,
+};
 use self::local::Local;
 use self::quota::{QuotaCommand, Quotas};
 use self::remote::{Login, Remote};
@@ -83,6 +85,13 @@ pub enum AdminCommand {
         target: Target,
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// The Time Machine window of a namespace: how long tag history can be restored.
+    Timemachine {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: TimeMachineCommand,
     },
     /// Immutability rules of namespaces and repositories: tag patterns made immutable on
     /// push.
@@ -400,6 +409,7 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Token { target, .. }
     | AdminCommand::Tag { target, .. }
     | AdminCommand::Retention { target, .. }
+    | AdminCommand::Timemachine { target, .. }
     | AdminCommand::Immutability { target, .. }
     | AdminCommand::Quota { target, .. }
     | AdminCommand::Gc { target }) = &command;
@@ -500,6 +510,9 @@ async fn execute(
         AdminCommand::Token { command, .. } => token(backend, command).await,
         AdminCommand::Tag { command, .. } => lifecycle::tag(backend, command).await,
         AdminCommand::Retention { command, .. } => lifecycle::retention(backend, command).await,
+        AdminCommand::Timemachine { command, .. } => {
+            lifecycle::time_machine(backend, command).await
+        }
         AdminCommand::Immutability { command, .. } => {
             lifecycle::immutability(backend, command).await
         }
