@@ -8,6 +8,7 @@ mod audit;
 mod identity;
 mod jobs;
 mod lifecycle;
+mod scan;
 mod sql;
 mod sql_identity;
 mod sql_lifecycle;
@@ -27,6 +28,9 @@ pub use jobs::{Job, JobStatus, JobStore, NewJob, SingletonGuard};
 pub use lifecycle::{
     ExpiredTag, GraphManifest, HistoryQuery, ImmutabilityRule, Keep, LifecycleStore,
     RepositoryCollected, RepositoryCutoffs, RetentionPolicy, TagOptions, TagRecord, UnreachableFn,
+};
+pub use scan::{
+    LayerIndexRow, ManifestScan, ScanStatus, ScanStore, VulnerabilityImport, VulnerabilityRecord,
 };
 pub use sql::{SqlMetaStore, SqlOptions};
 

@@ -32,6 +32,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("schema/sqlite/0005_lifecycle.sql")),
     (6, include_str!("schema/sqlite/0006_audit.sql")),
     (7, include_str!("schema/sqlite/0007_retention.sql")),
+    (9, include_str!("schema/sqlite/0009_security.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema/postgres/0001_registry.sql")),
@@ -44,6 +45,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("schema/postgres/0005_lifecycle.sql")),
     (6, include_str!("schema/postgres/0006_audit.sql")),
     (7, include_str!("schema/postgres/0007_retention.sql")),
+    (9, include_str!("schema/postgres/0009_security.sql")),
 ];
 
 /// Serializes migrations across nodes starting at once (a PostgreSQL advisory lock key).
