@@ -51,6 +51,10 @@ pub enum ScanError {
         #[source]
         source: std::io::Error,
     },
+    /// A stored layer index was written by another version of the scanner: index the
+    /// layer again.
+    #[error("layer index format {found}, this scanner reads {supported}: index the layer again")]
+    IndexVersion { found: u32, supported: u32 },
     /// A package database, image manifest or vulnerability record is malformed.
     #[error("{path}: {reason}")]
     Malformed { path: String, reason: String },

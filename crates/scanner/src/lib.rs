@@ -3,7 +3,9 @@
 //! vulnerability records. Synchronous and self-contained: the CLI runs it directly, the
 //! registry in a background job.
 //!
-//! - [`walker`] applies the layers with their whiteouts, within [`Limits`].
+//! - [`walker`] indexes each layer on its own into a [`LayerIndex`] (storable, reused by
+//!   every image sharing the layer) and applies them with their whiteouts, within
+//!   [`Limits`].
 //! - [`distro`] and [`packages`] read what the walk kept.
 //! - [`osv`] loads vulnerability records; [`matcher`] finds the affecting ones, ordering
 //!   versions with [`version`]; [`severity`] normalizes their severity.
@@ -14,6 +16,7 @@ pub mod distro;
 mod error;
 pub mod grade;
 pub mod image;
+mod layer;
 pub mod matcher;
 pub mod osv;
 pub mod packages;
@@ -30,6 +33,7 @@ pub use crate::distro::Distro;
 pub use crate::error::{Limit, Result, ScanError};
 pub use crate::grade::{Grade, Health};
 pub use crate::image::Image;
+pub use crate::layer::{INDEX_FORMAT_VERSION, LayerIndex};
 pub use crate::matcher::Finding;
 pub use crate::osv::Database;
 pub use crate::packages::{Package, PackageType};
@@ -57,28 +61,46 @@ pub fn select(path: &str, mode: u32) -> walker::Keep {
     }
 }
 
+/// Indexes one layer (a tar stream, compressed or not) on its own.
+pub fn index_layer<R: Read>(digest: &str, reader: R, limits: &Limits) -> Result<LayerIndex> {
+    walker::index_layer(digest, reader, limits, &select)
+}
+
+/// The inventory of the image made of these layers, bottom first.
+pub fn inventory_from_layers(layers: &[LayerIndex], limits: &Limits) -> Result<Inventory> {
+    inventory_from(layers.iter().cloned().map(Ok), limits)
+}
+
 /// Indexes layers given bottom first as (digest, tar stream).
 pub fn index_layers<R: Read>(
     layers: impl IntoIterator<Item = (String, R)>,
     limits: &Limits,
 ) -> Result<Inventory> {
-    let mut walker = walker::Walker::new(limits, &select);
-    for (digest, reader) in layers {
-        walker.add_layer(&digest, reader)?;
-    }
-    inventory(walker.finish())
+    let indexes = layers
+        .into_iter()
+        .map(|(digest, reader)| index_layer(&digest, reader, limits));
+    inventory_from(indexes, limits)
 }
 
 /// Indexes an image opened with [`Image::open`].
 pub fn index_image(image: &Image, limits: &Limits) -> Result<Inventory> {
-    let mut walker = walker::Walker::new(limits, &select);
-    for layer in &image.layers {
-        walker.add_layer(&layer.digest, layer.open()?)?;
-    }
-    inventory(walker.finish())
+    let indexes = image
+        .layers
+        .iter()
+        .map(|layer| index_layer(&layer.digest, layer.open()?, limits));
+    inventory_from(indexes, limits)
 }
 
-fn inventory(tree: walker::FileTree) -> Result<Inventory> {
+/// Applies each layer as it comes, so that a layer's index is dropped once applied and
+/// the image-wide limits stop the scan before the next layer is read.
+fn inventory_from(
+    layers: impl Iterator<Item = Result<LayerIndex>>,
+    limits: &Limits,
+) -> Result<Inventory> {
+    let mut tree = walker::FileTree::default();
+    for layer in layers {
+        tree.apply(layer?, limits)?;
+    }
     Ok(Inventory {
         distro: distro::detect(&tree),
         packages: packages::read_all(&tree)?,

@@ -1,6 +1,7 @@
-//! The layer walker: applies an image's layers in order, as a container runtime would,
-//! and keeps in memory only the files a scanner asked for, or the part of them it
-//! extracts while they stream by.
+//! The layer walker: reads each layer on its own into a [`LayerIndex`] (keeping in memory
+//! only the files a scanner asked for, or the part of them it extracts while they stream
+//! by), then applies the indexes in order into a [`FileTree`], as a container runtime
+//! would apply the layers.
 //!
 //! Nothing is ever written to disk and no path is ever resolved on the host: every tar
 //! path is normalized into a virtual tree rooted at `/` (`..` stops at the root, leading
@@ -20,6 +21,7 @@ use std::rc::Rc;
 use tar::{EntryType, PaxExtensions};
 
 use crate::error::{Limit, Result, ScanError};
+use crate::layer::{Hide, LayerIndex};
 
 /// Bounds on what one image may make the walker do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +34,8 @@ pub struct Limits {
     pub max_entries: u64,
     /// Size of one file read into memory (package databases can be tens of MiB).
     pub max_file_bytes: u64,
-    /// All the bytes read into memory from one image, every layer's versions included.
+    /// All the bytes read into memory from one image, every layer's versions included;
+    /// within one layer, the paths its index records count too.
     pub max_total_read_bytes: u64,
     /// One PAX extended header or GNU long name/link, which the walker buffers.
     pub max_header_bytes: u64,
@@ -103,9 +106,42 @@ impl FileTree {
         &self.layers[index]
     }
 
-    /// Removes `path` itself from what lower layers wrote.
-    fn hide_exact(&mut self, path: &str) {
-        self.files.remove(path);
+    /// Applies the next layer on top of those applied before: its removals first (they
+    /// concern lower layers only), then the files it wrote. The image-wide limits (layer
+    /// count, bytes held) are checked here.
+    pub fn apply(&mut self, layer: LayerIndex, limits: &Limits) -> Result<()> {
+        if self.layers.len() as u64 >= limits.max_layers {
+            return Err(ScanError::TooLarge {
+                limit: Limit::Layers,
+                max: limits.max_layers,
+                context: "image".into(),
+            });
+        }
+        self.stats.add(&layer.stats);
+        if self.stats.bytes_read > limits.max_total_read_bytes {
+            return Err(ScanError::TooLarge {
+                limit: Limit::TotalReadBytes,
+                max: limits.max_total_read_bytes,
+                context: format!("layer {}", layer.digest),
+            });
+        }
+        for (path, hide) in &layer.hidden {
+            if hide.contains(Hide::FILE) {
+                self.files.remove(path);
+            }
+            if hide.contains(Hide::CHILDREN) {
+                self.hide_children(path);
+            }
+        }
+        let index = self.layers.len();
+        self.layers.push(layer.digest);
+        for (path, data) in layer.written {
+            self.files
+                .entry(path)
+                .or_default()
+                .push(FileVersion { layer: index, data });
+        }
+        Ok(())
     }
 
     /// Removes everything below directory `dir` ("" is the root).
@@ -128,6 +164,16 @@ impl FileTree {
     }
 }
 
+impl WalkStats {
+    fn add(&mut self, other: &WalkStats) {
+        self.entries += other.entries;
+        self.decompressed_bytes += other.decompressed_bytes;
+        self.files_read += other.files_read;
+        self.bytes_read += other.bytes_read;
+        self.clamped_paths += other.clamped_paths;
+    }
+}
+
 /// What the walker keeps of a regular file.
 #[derive(Clone, Copy)]
 pub enum Keep {
@@ -146,150 +192,127 @@ pub type Extractor = fn(file: &mut dyn Read, max: u64) -> io::Result<Option<Vec<
 /// Decides from a normalized path and its permission bits what to keep of a file.
 pub type Selector<'a> = &'a dyn Fn(&str, u32) -> Keep;
 
-/// Applies layers one after the other; see the module documentation.
-pub struct Walker<'a> {
-    limits: &'a Limits,
-    select: Selector<'a>,
-    tree: FileTree,
+/// Reads one layer on its own: a gzip, zstd or uncompressed tar stream, told apart by its
+/// first bytes (media types lie often enough that magic bytes are the safer guide).
+pub fn index_layer(
+    digest: &str,
+    reader: impl Read,
+    limits: &Limits,
+    select: Selector<'_>,
+) -> Result<LayerIndex> {
+    let (head, reader) = peek(reader, 6).map_err(|e| layer_err(digest, e))?;
+    let stream: Box<dyn Read + '_> = match head.as_slice() {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
+            reader,
+        ))),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            Box::new(zstd::Decoder::new(reader).map_err(|e| layer_err(digest, e))?)
+        }
+        [b'B', b'Z', b'h', ..] => return Err(unsupported_compression(digest, "bzip2")),
+        [0xfd, b'7', b'z', b'X', b'Z', 0] => {
+            return Err(unsupported_compression(digest, "xz"));
+        }
+        _ => Box::new(reader),
+    };
+    let counted = Rc::new(Cell::new(0u64));
+    let capped = Capped {
+        inner: stream,
+        count: counted.clone(),
+        max: limits.max_layer_bytes,
+    };
+    let mut layer = LayerIndex {
+        digest: digest.to_string(),
+        hidden: BTreeMap::new(),
+        written: BTreeMap::new(),
+        stats: WalkStats::default(),
+    };
+    let result = walk_tar(&mut layer, capped, limits, select);
+    layer.stats.decompressed_bytes = counted.get();
+    result.map_err(|e| match e {
+        WalkError::Scan(e) => e,
+        WalkError::Io(_) if counted.get() > limits.max_layer_bytes => ScanError::TooLarge {
+            limit: Limit::LayerBytes,
+            max: limits.max_layer_bytes,
+            context: format!("layer {digest}"),
+        },
+        WalkError::Io(e) => layer_err(digest, e),
+    })?;
+    Ok(layer)
 }
 
-impl<'a> Walker<'a> {
-    pub fn new(limits: &'a Limits, select: Selector<'a>) -> Self {
-        Walker {
-            limits,
-            select,
-            tree: FileTree::default(),
+fn walk_tar(
+    layer: &mut LayerIndex,
+    stream: impl Read,
+    limits: &Limits,
+    select: Selector<'_>,
+) -> Result<(), WalkError> {
+    let digest = layer.digest.clone();
+    let mut archive = tar::Archive::new(stream);
+    // Raw mode: PAX and GNU long-name headers come to us, so their size is bounded
+    // here instead of being buffered whole by the tar crate.
+    let entries = archive.entries()?.raw(true);
+    let mut pending = Pending::default();
+    // What the index holds (file data and recorded paths), against max_total_read_bytes.
+    let mut held = 0u64;
+    for entry in entries {
+        let mut entry = entry?;
+        layer.stats.entries += 1;
+        if layer.stats.entries > limits.max_entries {
+            return Err(too_large(Limit::Entries, limits.max_entries, &digest));
         }
-    }
-
-    pub fn finish(self) -> FileTree {
-        self.tree
-    }
-
-    /// Applies the next layer: a gzip, zstd or uncompressed tar stream, told apart by its
-    /// first bytes (media types lie often enough that magic bytes are the safer guide).
-    pub fn add_layer(&mut self, digest: &str, reader: impl Read) -> Result<()> {
-        if self.tree.layers.len() as u64 >= self.limits.max_layers {
-            return Err(ScanError::TooLarge {
-                limit: Limit::Layers,
-                max: self.limits.max_layers,
-                context: "image".into(),
-            });
+        let kind = entry.header().entry_type();
+        let size = entry.header().entry_size()?;
+        if matches!(
+            kind,
+            EntryType::GNULongName
+                | EntryType::GNULongLink
+                | EntryType::XHeader
+                | EntryType::XGlobalHeader
+        ) {
+            if size > limits.max_header_bytes {
+                return Err(too_large(
+                    Limit::HeaderBytes,
+                    limits.max_header_bytes,
+                    &digest,
+                ));
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut data)?;
+            pending.absorb(kind, data, &digest)?;
+            continue;
         }
-        let (head, reader) = peek(reader, 6).map_err(|e| layer_err(digest, e))?;
-        let stream: Box<dyn Read + '_> = match head.as_slice() {
-            [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
-                reader,
-            ))),
-            [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-                Box::new(zstd::Decoder::new(reader).map_err(|e| layer_err(digest, e))?)
+        let (path_bytes, link_bytes, pax_size) = pending.take();
+        if pax_size.is_some_and(|s| s != size) {
+            return Err(WalkError::Scan(ScanError::Unsupported(format!(
+                "layer {digest}: PAX size override (files over 8 GiB)"
+            ))));
+        }
+        let path_bytes = path_bytes.unwrap_or_else(|| entry.path_bytes().into_owned());
+        let (path, clamped) = normalize(&path_bytes);
+        layer.stats.clamped_paths += u64::from(clamped);
+        if path.is_empty() {
+            continue; // the root directory itself
+        }
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            if hidden == ".wh..opq" {
+                held += layer.hide(parent, Hide::CHILDREN);
+            } else if !hidden.starts_with(".wh.") {
+                // (other `.wh..wh.` names are AUFS bookkeeping, not whiteouts)
+                let target = if parent.is_empty() {
+                    hidden.to_string()
+                } else {
+                    format!("{parent}/{hidden}")
+                };
+                held += layer.hide(&target, Hide::FILE | Hide::CHILDREN);
             }
-            [b'B', b'Z', b'h', ..] => return Err(unsupported_compression(digest, "bzip2")),
-            [0xfd, b'7', b'z', b'X', b'Z', 0] => {
-                return Err(unsupported_compression(digest, "xz"));
-            }
-            _ => Box::new(reader),
-        };
-        let counted = Rc::new(Cell::new(0u64));
-        let capped = Capped {
-            inner: stream,
-            count: counted.clone(),
-            max: self.limits.max_layer_bytes,
-        };
-        let index = self.tree.layers.len();
-        self.tree.layers.push(digest.to_string());
-        let result = self.walk_tar(index, capped);
-        self.tree.stats.decompressed_bytes += counted.get();
-        result.map_err(|e| match e {
-            WalkError::Scan(e) => e,
-            WalkError::Io(_) if counted.get() > self.limits.max_layer_bytes => {
-                ScanError::TooLarge {
-                    limit: Limit::LayerBytes,
-                    max: self.limits.max_layer_bytes,
-                    context: format!("layer {digest}"),
-                }
-            }
-            WalkError::Io(e) => layer_err(digest, e),
-        })
-    }
-
-    fn walk_tar(&mut self, layer: usize, stream: impl Read) -> Result<(), WalkError> {
-        let digest = self.tree.layers[layer].clone();
-        let limits = self.limits;
-        let mut archive = tar::Archive::new(stream);
-        // Raw mode: PAX and GNU long-name headers come to us, so their size is bounded
-        // here instead of being buffered whole by the tar crate.
-        let entries = archive.entries()?.raw(true);
-        let mut pending = Pending::default();
-        let mut entry_count = 0u64;
-        // Files this layer wrote; merged after the layer so that its whiteouts, which
-        // apply to lower layers only, cannot remove them.
-        let mut written: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for entry in entries {
-            let mut entry = entry?;
-            entry_count += 1;
-            self.tree.stats.entries += 1;
-            if entry_count > limits.max_entries {
-                return Err(too_large(Limit::Entries, limits.max_entries, &digest));
-            }
-            let kind = entry.header().entry_type();
-            let size = entry.header().entry_size()?;
-            if matches!(
-                kind,
-                EntryType::GNULongName
-                    | EntryType::GNULongLink
-                    | EntryType::XHeader
-                    | EntryType::XGlobalHeader
-            ) {
-                if size > limits.max_header_bytes {
-                    return Err(too_large(
-                        Limit::HeaderBytes,
-                        limits.max_header_bytes,
-                        &digest,
-                    ));
-                }
-                let mut data = Vec::with_capacity(size as usize);
-                entry.read_to_end(&mut data)?;
-                pending.absorb(kind, data, &digest)?;
-                continue;
-            }
-            let (path_bytes, link_bytes, pax_size) = pending.take();
-            if pax_size.is_some_and(|s| s != size) {
-                return Err(WalkError::Scan(ScanError::Unsupported(format!(
-                    "layer {digest}: PAX size override (files over 8 GiB)"
-                ))));
-            }
-            let path_bytes = path_bytes.unwrap_or_else(|| entry.path_bytes().into_owned());
-            let (path, clamped) = normalize(&path_bytes);
-            self.tree.stats.clamped_paths += u64::from(clamped);
-            if path.is_empty() {
-                continue; // the root directory itself
-            }
-            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                if hidden == ".wh..opq" {
-                    self.tree.hide_children(parent);
-                } else if !hidden.starts_with(".wh.") {
-                    // (other `.wh..wh.` names are AUFS bookkeeping, not whiteouts)
-                    let target = if parent.is_empty() {
-                        hidden.to_string()
-                    } else {
-                        format!("{parent}/{hidden}")
-                    };
-                    self.tree.hide_exact(&target);
-                    self.tree.hide_children(&target);
-                }
-                continue;
-            }
+        } else {
             let regular = matches!(
                 kind,
                 EntryType::Regular | EntryType::Continuous | EntryType::Link
             );
-            if !kind.is_dir() {
-                self.tree.hide_children(&path);
-            }
             let keep = if regular {
-                (self.select)(&path, entry.header().mode().unwrap_or(0))
+                select(&path, entry.header().mode().unwrap_or(0))
             } else {
                 Keep::Nothing
             };
@@ -303,7 +326,7 @@ impl<'a> Walker<'a> {
                     .unwrap_or_default();
                 let (target, _) = normalize(&link);
                 // None when the target was not kept or is not in this layer.
-                written.get(&target).cloned()
+                layer.written.get(&target).cloned()
             } else if let Keep::Extract(extract) = keep {
                 let data = extract(&mut entry, limits.max_file_bytes)?;
                 if data
@@ -321,30 +344,29 @@ impl<'a> Walker<'a> {
                 entry.read_to_end(&mut data)?;
                 Some(data)
             };
-            let Some(data) = data else {
-                self.tree.hide_exact(&path);
-                continue;
+            // Anything but a directory hides what was below its path.
+            let hide = match (kind.is_dir(), data.is_some()) {
+                (true, _) => Hide::FILE,
+                (false, false) => Hide::FILE | Hide::CHILDREN,
+                (false, true) => Hide::CHILDREN,
             };
-            self.tree.stats.bytes_read += data.len() as u64;
-            self.tree.stats.files_read += 1;
-            if self.tree.stats.bytes_read > limits.max_total_read_bytes {
-                return Err(too_large(
-                    Limit::TotalReadBytes,
-                    limits.max_total_read_bytes,
-                    &digest,
-                ));
+            held += layer.hide(&path, hide);
+            if let Some(data) = data {
+                layer.stats.bytes_read += data.len() as u64;
+                layer.stats.files_read += 1;
+                held += (path.len() + data.len()) as u64;
+                layer.written.insert(path, data);
             }
-            written.insert(path, data);
         }
-        for (path, data) in written {
-            self.tree
-                .files
-                .entry(path)
-                .or_default()
-                .push(FileVersion { layer, data });
+        if held > limits.max_total_read_bytes {
+            return Err(too_large(
+                Limit::TotalReadBytes,
+                limits.max_total_read_bytes,
+                &digest,
+            ));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Extension headers waiting for the entry they describe.
@@ -436,8 +458,8 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
-/// Inside a walk an I/O error may really be a crossed limit; [`Walker::add_layer`] tells
-/// them apart.
+/// Inside a walk an I/O error may really be a crossed limit; [`index_layer`] tells them
+/// apart.
 enum WalkError {
     Scan(ScanError),
     Io(io::Error),

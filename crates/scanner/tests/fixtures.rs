@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use bulwark_scanner::{Database, Date, Image, Inventory, Limits, index_image, report};
+use bulwark_scanner::{
+    Database, Date, Image, Inventory, LayerIndex, Limits, index_image, index_layer,
+    inventory_from_layers, report,
+};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
@@ -225,4 +228,34 @@ fn docker_archive() {
     // Layers are named by their diff ids, from the image config.
     assert!(inventory.layers.iter().all(|l| l.starts_with("sha256:")));
     assert!(inventory.packages.iter().all(|p| p.name != "urllib3"));
+}
+
+/// Each layer indexed on its own, stored and read back, then replayed: the same
+/// inventory as one walk over the image.
+#[test]
+fn per_layer_indexes_give_the_same_inventory() {
+    let limits = Limits::default();
+    for tag in TAGS {
+        let reference = format!("oci:{}:{tag}", fixtures().join("images").display());
+        let image = Image::open(&reference).unwrap();
+        let indexes: Vec<LayerIndex> = image
+            .layers
+            .iter()
+            .map(|l| {
+                let index = index_layer(&l.digest, l.open().unwrap(), &limits).unwrap();
+                LayerIndex::from_bytes(&index.to_bytes(), &limits).unwrap()
+            })
+            .collect();
+        let replayed = inventory_from_layers(&indexes, &limits).unwrap();
+        let walked = index(tag);
+        assert_eq!(replayed.packages, walked.packages, "{tag}");
+        assert_eq!(replayed.distro, walked.distro, "{tag}");
+        assert_eq!(replayed.layers, walked.layers, "{tag}");
+        assert_eq!(replayed.stats, walked.stats, "{tag}");
+        let missing: Vec<_> = expected(tag)
+            .difference(&found(&replayed))
+            .cloned()
+            .collect();
+        assert!(missing.is_empty(), "{tag}: missing {missing:?}");
+    }
 }

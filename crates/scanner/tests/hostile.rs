@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use bulwark_scanner::{Inventory, Limit, Limits, ScanError, index_layers};
+use bulwark_scanner::{
+    Inventory, LayerIndex, Limit, Limits, ScanError, index_layer, index_layers,
+    inventory_from_layers,
+};
 use tar::{EntryType, Header};
 
 const STATUS: &[u8] = b"Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2\n";
@@ -50,12 +53,34 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// Scans the layers in one walk and, separately, through per-layer indexes that go
+/// through their stored encoding: both must give the same inventory or the same error.
 fn scan(layers: Vec<Vec<u8>>, limits: &Limits) -> Result<Inventory, ScanError> {
-    let layers = layers
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| (format!("sha256:{i}"), std::io::Cursor::new(l)));
-    index_layers(layers, limits)
+    let named = || {
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("sha256:{i}"), l.as_slice()))
+    };
+    let walked = index_layers(named(), limits);
+    let stored = named()
+        .map(|(digest, layer)| {
+            let bytes = index_layer(&digest, layer, limits)?.to_bytes();
+            LayerIndex::from_bytes(&bytes, limits)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|indexes| inventory_from_layers(&indexes, limits));
+    match (&walked, &stored) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(
+                (&a.distro, &a.packages, &a.layers, &a.stats),
+                (&b.distro, &b.packages, &b.layers, &b.stats)
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("one walk {walked:?}, per-layer indexes {stored:?}"),
+    }
+    walked
 }
 
 fn names(inv: &Inventory) -> Vec<&str> {
@@ -301,4 +326,114 @@ fn garbage_is_an_error_not_a_panic() {
             Err(ScanError::Layer { .. })
         ));
     }
+}
+
+#[test]
+fn a_layer_index_is_reused_by_every_image_sharing_the_layer() {
+    let site = "usr/lib/python3/site-packages";
+    let limits = Limits::default();
+    let index = |digest: &str, layer: Vec<u8>| index_layer(digest, layer.as_slice(), &limits);
+    let base = index(
+        "sha256:base",
+        Layer::default()
+            .file("var/lib/dpkg/status", STATUS)
+            .file(&format!("{site}/six-1.dist-info/METADATA"), METADATA)
+            .gz(),
+    )
+    .unwrap();
+    let mut status = STATUS.to_vec();
+    status.extend_from_slice(b"\nPackage: zsh\nStatus: install ok installed\nVersion: 5.9-4\n");
+    let installs = index(
+        "sha256:installs",
+        Layer::default().file("var/lib/dpkg/status", &status).gz(),
+    )
+    .unwrap();
+    let removes = index(
+        "sha256:removes",
+        Layer::default()
+            .file(&format!("{site}/.wh.six-1.dist-info"), b"")
+            .gz(),
+    )
+    .unwrap();
+    let layer_of = |inv: &Inventory, name: &str| {
+        inv.packages
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.layer.clone())
+    };
+    let one = inventory_from_layers(&[base.clone(), installs.clone()], &limits).unwrap();
+    assert_eq!(names(&one), ["bash", "zsh", "six"]);
+    assert_eq!(layer_of(&one, "bash").as_deref(), Some("sha256:base"));
+    assert_eq!(layer_of(&one, "zsh").as_deref(), Some("sha256:installs"));
+    let two = inventory_from_layers(&[base.clone(), removes.clone()], &limits).unwrap();
+    assert_eq!(names(&two), ["bash"]);
+    // Order matters: a whiteout applies to the layers below it only.
+    let three = inventory_from_layers(&[removes, base, installs], &limits).unwrap();
+    assert_eq!(names(&three), ["bash", "zsh", "six"]);
+}
+
+#[test]
+fn layer_index_round_trip() {
+    let layer = Layer::default()
+        .file("etc/os-release", b"ID=debian\nVERSION_ID=12\n")
+        .file("var/lib/dpkg/status", STATUS)
+        .file("usr/.wh..wh..opq", b"")
+        .file("srv/.wh.old", b"")
+        .entry(EntryType::Symlink, "lib", "usr/lib", b"")
+        .entry(EntryType::Directory, "opt/app", "", b"")
+        .gz();
+    let limits = Limits::default();
+    let index = index_layer("sha256:0", layer.as_slice(), &limits).unwrap();
+    let bytes = index.to_bytes();
+    assert_eq!(bytes, index.to_bytes(), "deterministic");
+    assert!(bytes.starts_with(b"BWLI"));
+    let back = LayerIndex::from_bytes(&bytes, &limits).unwrap();
+    assert_eq!(back, index);
+    assert_eq!(back.digest(), "sha256:0");
+    assert_eq!(back.stats().entries, 6);
+}
+
+#[test]
+fn corrupt_or_other_version_indexes_are_refused() {
+    let limits = Limits::default();
+    let layer = Layer::default().file("var/lib/dpkg/status", STATUS).gz();
+    let bytes = index_layer("sha256:0", layer.as_slice(), &limits)
+        .unwrap()
+        .to_bytes();
+    let mut other_version = bytes.clone();
+    other_version[4..8].copy_from_slice(&(bulwark_scanner::INDEX_FORMAT_VERSION + 1).to_le_bytes());
+    match LayerIndex::from_bytes(&other_version, &limits) {
+        Err(e @ ScanError::IndexVersion { .. }) => {
+            assert!(e.to_string().contains("index the layer again"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    let truncated = &bytes[..bytes.len() - 3];
+    for corrupt in [
+        &b""[..],
+        b"BWLI",
+        b"not an index at all",
+        truncated,
+        &flipped,
+    ] {
+        assert!(
+            matches!(
+                LayerIndex::from_bytes(corrupt, &limits),
+                Err(ScanError::Malformed { .. })
+            ),
+            "{corrupt:?}"
+        );
+    }
+    // An index holds no more than indexing within the limits could have kept.
+    let small = Limits {
+        max_file_bytes: 8,
+        ..Limits::default()
+    };
+    assert_eq!(
+        limit_of(LayerIndex::from_bytes(&bytes, &small).map(|_| unreachable!())),
+        Limit::FileBytes
+    );
 }
