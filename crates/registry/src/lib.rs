@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bulwark_events::{EventSink, LogSink};
 use bulwark_meta::MetaStore;
-use bulwark_oci::{OciError, RepoName};
+use bulwark_oci::{Digest, OciError, ParsedManifest, RepoName};
 use bulwark_storage::BlobStore;
 
 pub use bulwark_meta::{ImmutabilityRule, Keep, RetentionPolicy, TagRecord};
@@ -69,6 +69,15 @@ pub struct Registry {
     lifecycle: LifecycleSettings,
     /// Where lifecycle changes and collections are reported.
     events: Arc<dyn EventSink>,
+    /// Told of every manifest stored (vulnerability scanning queues its scans there).
+    observers: Vec<Arc<dyn ManifestObserver>>,
+}
+
+/// Learns of each manifest once it is stored. Called after the push succeeded and before
+/// it is answered; it must not fail the push (log instead) and should be quick.
+#[async_trait::async_trait]
+pub trait ManifestObserver: Send + Sync + 'static {
+    async fn manifest_stored(&self, repo: &RepoName, digest: &Digest, manifest: &ParsedManifest);
 }
 
 impl Registry {
@@ -80,6 +89,7 @@ impl Registry {
             upload_locks: uploads::UploadLocks::default(),
             lifecycle: LifecycleSettings::default(),
             events: Arc::new(LogSink),
+            observers: Vec::new(),
         }
     }
 
@@ -90,6 +100,11 @@ impl Registry {
 
     pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
         self.events = events;
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn ManifestObserver>) -> Self {
+        self.observers.push(observer);
         self
     }
 

@@ -111,6 +111,9 @@ impl Registry {
                 options,
             )
             .await?;
+        for observer in &self.observers {
+            observer.manifest_stored(repo, &digest, &parsed).await;
+        }
         Ok(ManifestPut { digest, subject })
     }
 
