@@ -377,6 +377,8 @@ enum Act {
     AddOrgPolicy,
     DeleteOrgPolicy,
     RunRetention,
+    /// The vulnerability scan of the fixture image (Quay's shape or the report).
+    ManifestScan,
     Ping,
     Catalog,
     Tags,
@@ -429,7 +431,7 @@ impl Row {
 /// route by its label, the token service), what it needs, its status when allowed, and the
 /// request ([`Matrix::prepare`]).
 #[rustfmt::skip]
-const TABLE: [Row; 98] = [
+const TABLE: [Row; 100] = [
     m("GET",    "/api/v1/openapi.json",                                     N::Nothing,      200, A::Route),
     m("GET",    "/api/v1/user/",                                            N::OwnAccount,   200, A::Route),
     m("POST",   "/api/v1/user/",                                            N::Registration, 201, A::Register),
@@ -495,6 +497,8 @@ const TABLE: [Row; 98] = [
     m("GET",    "/api/v1/repository/{ns}/{repo}/immutabilityrules",         N::Pull,         200, A::Route),
     m("POST",   "/api/v1/repository/{ns}/{repo}/immutabilityrules",         N::RepoAdmin,    201, A::AddRepoRule),
     m("DELETE", "/api/v1/repository/{ns}/{repo}/immutabilityrules/{id}",    N::RepoAdmin,    204, A::DeleteRepoRule),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/security", N::Pull,       200, A::ManifestScan),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/report",  N::Pull,         200, A::ManifestScan),
     m("GET",    "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::Pull,         200, A::Route),
     m("POST",   "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::RepoAdmin,    201, A::AddRepoPolicy),
     m("DELETE", "/api/v1/repository/{ns}/{repo}/autoprunepolicy/{id}",      N::RepoAdmin,    204, A::DeleteRepoPolicy),
@@ -1414,6 +1418,15 @@ impl Matrix {
             Act::Ping => Req::to("/v2/"),
             Act::Catalog => Req::to("/v2/_catalog"),
             Act::Tags => Req::to(format!("/v2/{}/tags/list", repo())).repo(repo()),
+            Act::ManifestScan => {
+                let Route::Management(path) = row.route else {
+                    panic!("{row:?}: a management route")
+                };
+                Req::to(
+                    path.replace("{ns}/{repo}", repo())
+                        .replace("{digest}", &image().manifest.to_string()),
+                )
+            }
             Act::Manifest => Req::to(format!("/v2/{}/manifests/v1", repo()))
                 .header("accept", OCI_MANIFEST.to_owned())
                 .repo(repo()),

@@ -26,6 +26,7 @@ use bulwark_scanner::Limits;
 use bulwark_storage::{BlobStore, StorageError};
 use serde::{Deserialize, Serialize};
 
+pub use bulwark_scanner::INDEX_FORMAT_VERSION;
 pub use report::{Feature, ScanReport, StoredFinding};
 
 /// The job that scans one manifest; its payload is a [`ScanRequest`].

@@ -20,6 +20,7 @@ mod orgs;
 mod repos;
 mod retention;
 mod robots;
+mod security;
 mod tags;
 mod tokens;
 mod users;
@@ -261,6 +262,17 @@ fn table() -> Vec<Route> {
             tags::org_delete_rule,
         ),
         route(M::POST, "/api/v1/superuser/gc", tags::gc),
+        // Vulnerability scans of a manifest.
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/manifest/{digest}/security",
+            security::quay,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/manifest/{digest}/report",
+            security::report,
+        ),
         // Retention (auto-prune) policies.
         route(
             M::GET,
