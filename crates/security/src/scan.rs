@@ -1,6 +1,9 @@
 //! Scanning a manifest, and re-matching scanned ones.
 
 use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bulwark_events::{Actor, Event, Origin};
 use bulwark_meta::{LayerIndexRow, ManifestScan, ScanStatus, now_millis};
@@ -10,6 +13,21 @@ use bulwark_scanner::{Date, INDEX_FORMAT_VERSION, Inventory, LayerIndex, ScanErr
 use crate::report::StoredFinding;
 use crate::vulndb::Loaded;
 use crate::{ScanRequest, Security, SecurityError, image_layers};
+
+/// A reader that notes whether its source (the blob store) failed, so that a storage error
+/// is told apart from a layer the scanner refuses.
+struct Tracked<R> {
+    inner: R,
+    failed: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner
+            .read(buf)
+            .inspect_err(|_| self.failed.store(true, Ordering::Relaxed))
+    }
+}
 
 /// Scans matched per read when re-matching.
 const REMATCH_PAGE: u32 = 100;
@@ -177,7 +195,11 @@ impl Security {
         let stream = self.blobs.read(&layer.digest, 0..layer.size).await?;
         // The scanner reads synchronously: it pulls the stream on a blocking thread, one
         // chunk at a time, so memory stays bounded whatever the layer's size.
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let storage_failed = Arc::new(AtomicBool::new(false));
+        let reader = Tracked {
+            inner: tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream)),
+            failed: storage_failed.clone(),
+        };
         let name = layer.digest.to_string();
         let indexed = tokio::task::spawn_blocking(move || {
             bulwark_scanner::index_layer(&name, reader, &limits)
@@ -197,11 +219,16 @@ impl Security {
                 },
                 LayerOutcome::Indexed(index),
             ),
-            // Reading the stream failed: storage, or a corrupt layer. Not kept: the job
-            // retries, and a passing storage failure must not stick to the layer.
-            Err(e @ (ScanError::Layer { .. } | ScanError::Io { .. })) => {
-                return Err(SecurityError::Internal(e.to_string()));
+            // Storage failed under the scanner: not the layer's fault, and maybe passing.
+            // Nothing is kept; the job retries.
+            Err(e) if storage_failed.load(Ordering::Relaxed) => {
+                return Err(SecurityError::Internal(format!(
+                    "reading layer {}: {e}",
+                    layer.digest
+                )));
             }
+            // The bytes themselves are refused (corrupt, too large, unsupported): that
+            // holds for every image with this layer.
             Err(e) => {
                 let status = refusal(&e);
                 let reason = e.to_string();
