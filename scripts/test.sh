@@ -26,13 +26,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python clients (oras-py) and the benchmark's aiohttp, in a cached virtual environment.
+# Python clients (oras-py), the benchmark's aiohttp and the SBOM validators (CycloneDX's
+# JSON schemas, spdx-tools), in a cached virtual environment.
 venv="$cache/venv"
-if ! "$venv/bin/python" -c 'import oras, aiohttp' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import oras, aiohttp, cyclonedx.validation.json, spdx_tools' >/dev/null 2>&1; then
   echo "creating Python environment in $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q oras aiohttp
+  "$venv/bin/pip" install -q oras aiohttp 'cyclonedx-python-lib[json-validation]' spdx-tools
 fi
 export BULWARK_TEST_PYTHON="$venv/bin/python"
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bulwark_scanner::{Database, Date, Image, Limits, Report};
+use bulwark_scanner::{Database, Date, Image, Limits, Report, sbom};
 
 #[derive(clap::Args)]
 pub struct ScanArgs {
@@ -35,6 +35,10 @@ pub struct ScanArgs {
 enum Format {
     Table,
     Json,
+    /// A CycloneDX 1.5 SBOM of the inventory (JSON).
+    Cyclonedx,
+    /// An SPDX 2.3 SBOM of the inventory (JSON).
+    Spdx,
 }
 
 fn parse_date(s: &str) -> Result<Date, String> {
@@ -66,6 +70,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Table => print!("{}", table(&args.reference, &report, db.is_empty())),
+        Format::Cyclonedx => {
+            let bom = sbom::cyclonedx(&report.inventory, &args.reference);
+            println!("{}", serde_json::to_string_pretty(&bom)?);
+        }
+        Format::Spdx => {
+            let bom = sbom::spdx(&report.inventory, &args.reference);
+            println!("{}", serde_json::to_string_pretty(&bom)?);
+        }
     }
     Ok(())
 }

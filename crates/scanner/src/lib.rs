@@ -10,6 +10,7 @@
 //! - [`osv`] loads vulnerability records; [`matcher`] finds the affecting ones, ordering
 //!   versions with [`version`]; [`severity`] normalizes their severity.
 //! - [`grade`] gives the image's health grade.
+//! - [`sbom`] writes an inventory as CycloneDX or SPDX.
 
 pub mod date;
 pub mod distro;
@@ -20,6 +21,7 @@ mod layer;
 pub mod matcher;
 pub mod osv;
 pub mod packages;
+pub mod sbom;
 pub mod severity;
 pub mod version;
 pub mod walker;
