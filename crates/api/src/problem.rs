@@ -84,6 +84,7 @@ impl From<bulwark_security::SecurityError> for Problem {
         match e {
             E::ManifestUnknown(_) => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
             E::Disabled => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::NotScanned(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
             E::InvalidVulnerabilityData(_) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
             _ => {
                 tracing::error!(error = %e, "management API request failed on a server fault");

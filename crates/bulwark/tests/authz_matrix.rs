@@ -377,7 +377,8 @@ enum Act {
     AddOrgPolicy,
     DeleteOrgPolicy,
     RunRetention,
-    /// The vulnerability scan of the fixture image (Quay's shape or the report).
+    /// The vulnerability scan of the fixture image (Quay's shape, the report, the SBOM —
+    /// a conflict: its layer is no tar, so it has no successful scan).
     ManifestScan,
     Ping,
     Catalog,
@@ -431,7 +432,7 @@ impl Row {
 /// route by its label, the token service), what it needs, its status when allowed, and the
 /// request ([`Matrix::prepare`]).
 #[rustfmt::skip]
-const TABLE: [Row; 100] = [
+const TABLE: [Row; 101] = [
     m("GET",    "/api/v1/openapi.json",                                     N::Nothing,      200, A::Route),
     m("GET",    "/api/v1/user/",                                            N::OwnAccount,   200, A::Route),
     m("POST",   "/api/v1/user/",                                            N::Registration, 201, A::Register),
@@ -499,6 +500,7 @@ const TABLE: [Row; 100] = [
     m("DELETE", "/api/v1/repository/{ns}/{repo}/immutabilityrules/{id}",    N::RepoAdmin,    204, A::DeleteRepoRule),
     m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/security", N::Pull,       200, A::ManifestScan),
     m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/report",  N::Pull,         200, A::ManifestScan),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/sbom",    N::Pull,         409, A::ManifestScan),
     m("GET",    "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::Pull,         200, A::Route),
     m("POST",   "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::RepoAdmin,    201, A::AddRepoPolicy),
     m("DELETE", "/api/v1/repository/{ns}/{repo}/autoprunepolicy/{id}",      N::RepoAdmin,    204, A::DeleteRepoPolicy),

@@ -331,6 +331,35 @@ async fn pushed_images_are_scanned_then_rematched_when_data_arrives() {
         "the Debian packages are features too"
     );
 
+    // The packages as SBOMs.
+    let sbom = |format: &'static str| {
+        let path = format!("/api/v1/repository/scan/python/manifest/{python}/sbom?format={format}");
+        let c = &c;
+        async move { c.get(&path).await }
+    };
+    let (status, cyclonedx) = sbom("cyclonedx").await;
+    assert_eq!(status, 200, "{cyclonedx}");
+    assert_eq!(cyclonedx["bomFormat"], "CycloneDX");
+    assert!(
+        cyclonedx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "urllib3" && p["version"] == "1.26.4"),
+        "{cyclonedx}"
+    );
+    let (status, spdx) = sbom("spdx").await;
+    assert_eq!(status, 200, "{spdx}");
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert!(
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "jinja2" || p["name"] == "Jinja2")
+    );
+    assert_eq!(sbom("xml").await.0, 400);
+
     // An image sharing the Debian 12 layer reuses its stored index.
     let base = c.push_skopeo("debian12-minbase", "scan/base").await;
     let report = c.report("scan/base", &base, |_| true).await;

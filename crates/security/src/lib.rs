@@ -27,7 +27,7 @@ use bulwark_storage::{BlobStore, StorageError};
 use serde::{Deserialize, Serialize};
 
 pub use bulwark_scanner::INDEX_FORMAT_VERSION;
-pub use report::{Feature, ScanReport, StoredFinding};
+pub use report::{Feature, SbomFormat, ScanReport, StoredFinding};
 
 /// The job that scans one manifest; its payload is a [`ScanRequest`].
 pub const SCAN_MANIFEST: &str = "scan_manifest";
@@ -47,6 +47,8 @@ pub enum SecurityError {
     InvalidVulnerabilityData(String),
     #[error("manifest {0} not found in the repository")]
     ManifestUnknown(Digest),
+    #[error("manifest {0} has no successful scan yet")]
+    NotScanned(Digest),
     #[error("stored scan data is corrupt: {0}")]
     Corrupt(String),
     #[error("scanning is disabled")]

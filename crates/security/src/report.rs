@@ -65,10 +65,63 @@ pub struct ScanReport {
     pub updated_at: i64,
 }
 
+/// The SBOM formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SbomFormat {
+    /// CycloneDX 1.5 JSON.
+    CycloneDx,
+    /// SPDX 2.3 JSON.
+    Spdx,
+}
+
+impl SbomFormat {
+    pub fn parse(s: &str) -> Option<SbomFormat> {
+        match s {
+            "cyclonedx" => Some(SbomFormat::CycloneDx),
+            "spdx" => Some(SbomFormat::Spdx),
+            _ => None,
+        }
+    }
+}
+
 impl Security {
-    /// The scan of `digest` as held in `repository` (`ManifestUnknown` if it is not held
-    /// there: scans are per digest, so this is what keeps one repository's reader from
-    /// another's results). A manifest without a scan (pushed while scanning was off) is
+    /// `ManifestUnknown` unless `repository` holds `digest`: scans are per digest, so this
+    /// is what keeps one repository's readers from another's results.
+    async fn require_held(&self, repository: &str, digest: &Digest) -> Result<(), SecurityError> {
+        match self
+            .store
+            .manifest(repository, &Reference::Digest(digest.clone()))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(SecurityError::ManifestUnknown(digest.clone())),
+        }
+    }
+
+    /// The package list of a scanned manifest held in `repository` as an SBOM, from the
+    /// stored layer indexes; `NotScanned` before its scan succeeded.
+    pub async fn sbom(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        format: SbomFormat,
+    ) -> Result<serde_json::Value, SecurityError> {
+        self.require_held(repository, digest).await?;
+        let scan = self
+            .store
+            .manifest_scan(digest)
+            .await?
+            .filter(|s| s.status == ScanStatus::Scanned)
+            .ok_or_else(|| SecurityError::NotScanned(digest.clone()))?;
+        let inventory = self.stored_inventory(&scan).await?;
+        let subject = format!("{repository}@{digest}");
+        Ok(match format {
+            SbomFormat::CycloneDx => bulwark_scanner::sbom::cyclonedx(&inventory, &subject),
+            SbomFormat::Spdx => bulwark_scanner::sbom::spdx(&inventory, &subject),
+        })
+    }
+
+    /// The scan of `digest` as held in `repository`. A manifest without a scan (pushed while scanning was off) is
     /// queued now. A grade whose drop date has come is brought up to date first.
     pub async fn report(
         &self,
@@ -76,14 +129,7 @@ impl Security {
         digest: &Digest,
         with_features: bool,
     ) -> Result<ScanReport, SecurityError> {
-        if self
-            .store
-            .manifest(repository, &Reference::Digest(digest.clone()))
-            .await?
-            .is_none()
-        {
-            return Err(SecurityError::ManifestUnknown(digest.clone()));
-        }
+        self.require_held(repository, digest).await?;
         let mut scan = match self.store.manifest_scan(digest).await? {
             Some(scan) => scan,
             None => {

@@ -273,6 +273,11 @@ fn table() -> Vec<Route> {
             "/api/v1/repository/{ns}/{repo}/manifest/{digest}/report",
             security::report,
         ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/manifest/{digest}/sbom",
+            security::sbom,
+        ),
         // Retention (auto-prune) policies.
         route(
             M::GET,

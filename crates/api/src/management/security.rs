@@ -1,6 +1,6 @@
 //! A manifest's vulnerability scan: Quay's security route (the shape Clair v4 results take
-//! in Quay, so tooling reading Quay's security API works) and the native report (summary
-//! counts, grade, findings). Reading either takes pull permission on the repository, and
+//! in Quay, so tooling reading Quay's security API works), the native report (summary
+//! counts, grade, findings) and the SBOM of its packages. Reading any takes pull permission on the repository, and
 //! the manifest must be in that repository.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_auth::{Action, Resource};
-use bulwark_oci::Digest;
-use bulwark_security::{ScanReport, Security, StoredFinding};
+use bulwark_oci::{Digest, RepoName};
+use bulwark_security::{SbomFormat, ScanReport, Security, StoredFinding};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,18 +21,42 @@ use crate::auth::{Caller, require};
 use crate::problem::Problem;
 
 #[derive(Deserialize)]
+pub(crate) struct SbomQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/repository/{ns}/{repo}/manifest/{digest}/sbom?format=cyclonedx|spdx`: the
+/// scanned manifest's packages as CycloneDX 1.5 (the default) or SPDX 2.3 JSON.
+pub(crate) async fn sbom(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String, String)>,
+    Query(q): Query<SbomQuery>,
+) -> Result<Json<Value>, Problem> {
+    let format = q.format.as_deref().unwrap_or("cyclonedx");
+    let format = SbomFormat::parse(format).ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown SBOM format {format:?} (cyclonedx or spdx)"),
+        )
+    })?;
+    let (name, digest, security) = target(&state, &caller, path).await?;
+    Ok(Json(security.sbom(name.as_str(), &digest, format).await?))
+}
+
+#[derive(Deserialize)]
 pub(crate) struct SecurityQuery {
     #[serde(default)]
     vulnerabilities: bool,
 }
 
-/// The caller's pull right on the repository, then the scan of `digest` there.
-async fn scan(
-    state: &AppState,
+/// The caller's pull right on the repository, then the repository, the digest and the
+/// scanning layer.
+async fn target<'s>(
+    state: &'s AppState,
     caller: &Caller,
     (ns, repo, digest): (String, String, String),
-    with_features: bool,
-) -> Result<(Digest, ScanReport), Problem> {
+) -> Result<(RepoName, Digest, &'s Security), Problem> {
     let name = repo_name(state, &ns, &repo)?;
     require(
         state,
@@ -47,10 +71,21 @@ async fn scan(
             format!("invalid digest {digest:?}"),
         )
     })?;
-    let security: &Security = state
+    let security = state
         .security
         .as_deref()
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "scanning is not configured"))?;
+    Ok((name, digest, security))
+}
+
+/// The scan of `digest` in the repository.
+async fn scan(
+    state: &AppState,
+    caller: &Caller,
+    path: (String, String, String),
+    with_features: bool,
+) -> Result<(Digest, ScanReport), Problem> {
+    let (name, digest, security) = target(state, caller, path).await?;
     let report = security
         .report(name.as_str(), &digest, with_features)
         .await?;
