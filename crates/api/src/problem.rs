@@ -85,7 +85,9 @@ impl From<bulwark_security::SecurityError> for Problem {
             E::ManifestUnknown(_) => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
             E::Disabled => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
             E::NotScanned(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
-            E::InvalidVulnerabilityData(_) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
+            E::InvalidVulnerabilityData(_) | E::InvalidPolicy(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
             _ => {
                 tracing::error!(error = %e, "management API request failed on a server fault");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")

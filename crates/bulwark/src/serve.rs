@@ -174,7 +174,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let security = security_over(&config, meta.clone(), blobs.clone(), action_log.sink());
     let registry = Arc::new(
         registry_over(&config, meta.clone(), blobs, action_log.sink())?
-            .with_observer(security.clone()),
+            .with_observer(security.clone())
+            .with_pull_gate(security.clone()),
     );
 
     let prometheus = PrometheusBuilder::new()

@@ -360,6 +360,74 @@ async fn pushed_images_are_scanned_then_rematched_when_data_arrives() {
     );
     assert_eq!(sbom("xml").await.0, 400);
 
+    // A pull policy refuses the image, naming why; allowlisting its findings lets it by.
+    let policy_path = "/api/v1/repository/scan/python/scanpolicy";
+    let put_policy = |body: Value| {
+        let c = &c;
+        async move {
+            let resp = c
+                .http
+                .put(format!("{}{policy_path}", c.server.url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let pull = || {
+        let c = &c;
+        async move {
+            let resp = c
+                .http
+                .get(format!("{}/v2/scan/python/manifests/v1", c.server.url))
+                .header("accept", OCI_MANIFEST)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(pull().await.0, 200, "no policy, no refusal");
+    let (status, body) = put_policy(json!({ "block_severity": "Bogus" })).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = put_policy(json!({ "block_severity": "Unknown" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["policy"]["block_severity"], "Unknown");
+    let (status, refusal) = pull().await;
+    assert_eq!(status, 403, "{refusal}");
+    assert!(refusal.contains("DENIED"), "{refusal}");
+    assert!(
+        want.iter()
+            .any(|(id, _, _, _)| refusal.contains(id.as_str())),
+        "names the vulnerability: {refusal}"
+    );
+    let (status, _) = c
+        .get(&format!(
+            "/api/v1/repository/scan/minbase/manifest/{minbase}/report"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let allow: Vec<&str> = want.iter().map(|(id, _, _, _)| id.as_str()).collect();
+    let (status, body) =
+        put_policy(json!({ "block_severity": "Unknown", "allowlist": allow })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pull().await.0, 200, "every finding allowlisted");
+    let (status, body) = c.get(policy_path).await;
+    assert_eq!(
+        (
+            status,
+            body["policy"]["allowlist"].as_array().unwrap().len()
+        ),
+        (200, want.len())
+    );
+    assert_eq!(
+        c.log_entries("scan/python", "scan_policy.set", 2)
+            .await
+            .len(),
+        2
+    );
+
     // An image sharing the Debian 12 layer reuses its stored index.
     let base = c.push_skopeo("debian12-minbase", "scan/base").await;
     let report = c.report("scan/base", &base, |_| true).await;

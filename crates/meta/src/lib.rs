@@ -30,7 +30,8 @@ pub use lifecycle::{
     RepositoryCollected, RepositoryCutoffs, RetentionPolicy, TagOptions, TagRecord, UnreachableFn,
 };
 pub use scan::{
-    LayerIndexRow, ManifestScan, ScanStatus, ScanStore, VulnerabilityImport, VulnerabilityRecord,
+    LayerIndexRow, ManifestScan, ScanPolicy, ScanStatus, ScanStore, VulnerabilityImport,
+    VulnerabilityRecord,
 };
 pub use sql::{SqlMetaStore, SqlOptions};
 

@@ -105,6 +105,21 @@ impl ManifestScan {
     }
 }
 
+/// A pull policy of a namespace (`repository` empty) or of one repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanPolicy {
+    pub namespace: String,
+    /// The repository's full name, or empty for the whole namespace.
+    pub repository: String,
+    /// Refuse grades worse than this one (`A`–`F`).
+    pub max_grade: Option<String>,
+    /// Refuse vulnerabilities of this severity or worse.
+    pub block_severity: Option<String>,
+    /// Vulnerability ids (or aliases) never refused.
+    pub allowlist: Vec<String>,
+    pub updated_at: i64,
+}
+
 #[async_trait::async_trait]
 pub trait ScanStore: Send + Sync + 'static {
     /// Stores records new or changed since the last import (by their JSON text), in one
@@ -147,6 +162,47 @@ pub trait ScanStore: Send + Sync + 'static {
 
     /// The repositories holding a manifest, by name.
     async fn manifest_repositories(&self, digest: &Digest) -> Result<Vec<String>, MetaError>;
+
+    /// The policy of `namespace` (`repository` empty) or of one repository, as set.
+    async fn scan_policy(
+        &self,
+        namespace: &str,
+        repository: &str,
+    ) -> Result<Option<ScanPolicy>, MetaError>;
+
+    /// The policy that applies to `repository` of `namespace`: its own, else the
+    /// namespace's.
+    async fn effective_scan_policy(
+        &self,
+        namespace: &str,
+        repository: &str,
+    ) -> Result<Option<ScanPolicy>, MetaError>;
+
+    /// Sets (creates or replaces) a policy.
+    async fn set_scan_policy(&self, policy: &ScanPolicy) -> Result<(), MetaError>;
+
+    /// Removes a policy; returns whether there was one.
+    async fn delete_scan_policy(
+        &self,
+        namespace: &str,
+        repository: &str,
+    ) -> Result<bool, MetaError>;
+}
+
+const POLICY_COLUMNS: &str =
+    "namespace, repository, max_grade, block_severity, allowlist, updated_at";
+
+fn scan_policy(row: &AnyRow) -> Result<ScanPolicy, MetaError> {
+    let allowlist: String = row.try_get(4)?;
+    Ok(ScanPolicy {
+        namespace: row.try_get(0)?,
+        repository: row.try_get(1)?,
+        max_grade: row.try_get(2)?,
+        block_severity: row.try_get(3)?,
+        allowlist: serde_json::from_str(&allowlist)
+            .map_err(|e| MetaError::Corrupt(format!("policy allowlist: {e}")))?,
+        updated_at: row.try_get(5)?,
+    })
 }
 
 const SCAN_COLUMNS: &str =
@@ -390,5 +446,76 @@ impl ScanStore for SqlMetaStore {
         .bind(digest.to_string())
         .fetch_all(&self.read)
         .await?)
+    }
+
+    async fn scan_policy(
+        &self,
+        namespace: &str,
+        repository: &str,
+    ) -> Result<Option<ScanPolicy>, MetaError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM scan_policies WHERE namespace = $1 AND repository = $2"
+        )))
+        .bind(namespace)
+        .bind(repository)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(scan_policy).transpose()
+    }
+
+    async fn effective_scan_policy(
+        &self,
+        namespace: &str,
+        repository: &str,
+    ) -> Result<Option<ScanPolicy>, MetaError> {
+        // The repository's own sorts first ('' is the smallest name).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM scan_policies \
+             WHERE namespace = $1 AND (repository = $2 OR repository = '') \
+             ORDER BY repository DESC LIMIT 1"
+        )))
+        .bind(namespace)
+        .bind(repository)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(scan_policy).transpose()
+    }
+
+    async fn set_scan_policy(&self, policy: &ScanPolicy) -> Result<(), MetaError> {
+        let allowlist = serde_json::to_string(&policy.allowlist).expect("strings serialize");
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO scan_policies ({POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (namespace, repository) DO UPDATE SET \
+             max_grade = excluded.max_grade, block_severity = excluded.block_severity, \
+             allowlist = excluded.allowlist, updated_at = excluded.updated_at"
+        )))
+        .bind(&policy.namespace)
+        .bind(&policy.repository)
+        .bind(&policy.max_grade)
+        .bind(&policy.block_severity)
+        .bind(allowlist)
+        .bind(policy.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_scan_policy(
+        &self,
+        namespace: &str,
+        repository: &str,
+    ) -> Result<bool, MetaError> {
+        let mut tx = self.begin_write().await?;
+        let deleted =
+            sqlx::query("DELETE FROM scan_policies WHERE namespace = $1 AND repository = $2")
+                .bind(namespace)
+                .bind(repository)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(deleted > 0)
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use bulwark_meta::{
-    LayerIndexRow, ManifestScan, MetaStore, NewManifest, ScanStatus, ScanStore,
+    LayerIndexRow, ManifestScan, MetaStore, NewManifest, ScanPolicy, ScanStatus, ScanStore,
     VulnerabilityRecord, now_millis,
 };
 use bulwark_oci::Digest;
@@ -14,6 +14,7 @@ on_every_backend!(
     imports_change_the_generation_only_when_records_change,
     layer_indexes_are_stored_and_replaced,
     manifest_scans_queue_store_and_list_for_rematching,
+    policies_of_a_repository_override_their_namespace,
 );
 
 fn d(s: &str) -> Digest {
@@ -154,6 +155,65 @@ async fn manifest_scans_queue_store_and_list_for_rematching(f: &Fixture) {
     assert_eq!(
         digests(s.scans_to_rematch(3, Some(&behind[0]), 10).await.unwrap()),
         vec![behind[1].clone()]
+    );
+}
+
+async fn policies_of_a_repository_override_their_namespace(f: &Fixture) {
+    let s = f.open().await;
+    assert_eq!(
+        s.effective_scan_policy("acme", "acme/web").await.unwrap(),
+        None
+    );
+    let org = ScanPolicy {
+        namespace: "acme".into(),
+        repository: String::new(),
+        max_grade: Some("C".into()),
+        block_severity: None,
+        allowlist: vec!["CVE-1".into()],
+        updated_at: now_millis(),
+    };
+    s.set_scan_policy(&org).await.unwrap();
+    assert_eq!(
+        s.effective_scan_policy("acme", "acme/web").await.unwrap(),
+        Some(org.clone())
+    );
+    let repo = ScanPolicy {
+        repository: "acme/web".into(),
+        max_grade: None,
+        block_severity: Some("High".into()),
+        allowlist: vec![],
+        ..org.clone()
+    };
+    s.set_scan_policy(&repo).await.unwrap();
+    assert_eq!(
+        s.effective_scan_policy("acme", "acme/web").await.unwrap(),
+        Some(repo.clone())
+    );
+    assert_eq!(
+        s.effective_scan_policy("acme", "acme/api").await.unwrap(),
+        Some(org.clone())
+    );
+    assert_eq!(
+        s.effective_scan_policy("other", "other/web").await.unwrap(),
+        None
+    );
+    assert_eq!(s.scan_policy("acme", "").await.unwrap(), Some(org.clone()));
+
+    let replaced = ScanPolicy {
+        max_grade: Some("B".into()),
+        ..org.clone()
+    };
+    s.set_scan_policy(&replaced).await.unwrap();
+    assert_eq!(s.scan_policy("acme", "").await.unwrap(), Some(replaced));
+    assert!(s.delete_scan_policy("acme", "acme/web").await.unwrap());
+    assert!(!s.delete_scan_policy("acme", "acme/web").await.unwrap());
+    assert_eq!(
+        s.effective_scan_policy("acme", "acme/web")
+            .await
+            .unwrap()
+            .unwrap()
+            .repository,
+        ""
     );
 }
 

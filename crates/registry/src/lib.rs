@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark_events::{EventSink, LogSink};
-use bulwark_meta::MetaStore;
+use bulwark_meta::{MetaError, MetaStore};
 use bulwark_oci::{Digest, OciError, ParsedManifest, RepoName};
 use bulwark_storage::BlobStore;
 
@@ -71,6 +71,19 @@ pub struct Registry {
     events: Arc<dyn EventSink>,
     /// Told of every manifest stored (vulnerability scanning queues its scans there).
     observers: Vec<Arc<dyn ManifestObserver>>,
+    /// Asked before a manifest is served (the vulnerability policy).
+    pull_gate: Option<Arc<dyn PullGate>>,
+}
+
+/// Decides whether a stored manifest may be served: `Some(reason)` refuses the pull
+/// (`DENIED`, naming the reason); an error fails the request rather than letting it by.
+#[async_trait::async_trait]
+pub trait PullGate: Send + Sync + 'static {
+    async fn refuse_pull(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<String>, MetaError>;
 }
 
 /// Learns of each manifest once it is stored. Called after the push succeeded and before
@@ -90,6 +103,7 @@ impl Registry {
             lifecycle: LifecycleSettings::default(),
             events: Arc::new(LogSink),
             observers: Vec::new(),
+            pull_gate: None,
         }
     }
 
@@ -105,6 +119,11 @@ impl Registry {
 
     pub fn with_observer(mut self, observer: Arc<dyn ManifestObserver>) -> Self {
         self.observers.push(observer);
+        self
+    }
+
+    pub fn with_pull_gate(mut self, gate: Arc<dyn PullGate>) -> Self {
+        self.pull_gate = Some(gate);
         self
     }
 

@@ -131,6 +131,11 @@ impl Registry {
         if !accepts(accept, &m.media_type) {
             return Err(RegistryError::ManifestNotAcceptable);
         }
+        if let Some(gate) = &self.pull_gate
+            && let Some(reason) = gate.refuse_pull(repo, &m.digest).await?
+        {
+            return Err(RegistryError::PullDenied(reason));
+        }
         Ok(m)
     }
 

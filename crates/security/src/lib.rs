@@ -9,6 +9,7 @@
 //! the blob store as streams on blocking threads and keeps its results in the metadata
 //! store (`ScanStore`).
 
+mod policy;
 mod report;
 mod scan;
 pub mod vulndb;
@@ -27,6 +28,7 @@ use bulwark_storage::{BlobStore, StorageError};
 use serde::{Deserialize, Serialize};
 
 pub use bulwark_scanner::INDEX_FORMAT_VERSION;
+pub use policy::PolicyRequest;
 pub use report::{Feature, SbomFormat, ScanReport, StoredFinding};
 
 /// The job that scans one manifest; its payload is a [`ScanRequest`].
@@ -47,6 +49,8 @@ pub enum SecurityError {
     InvalidVulnerabilityData(String),
     #[error("manifest {0} not found in the repository")]
     ManifestUnknown(Digest),
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(String),
     #[error("manifest {0} has no successful scan yet")]
     NotScanned(Digest),
     #[error("stored scan data is corrupt: {0}")]

@@ -278,6 +278,37 @@ fn table() -> Vec<Route> {
             "/api/v1/repository/{ns}/{repo}/manifest/{digest}/sbom",
             security::sbom,
         ),
+        // Pull policies on vulnerabilities.
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/scanpolicy",
+            security::org_policy,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/organization/{org}/scanpolicy",
+            security::set_org_policy,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/organization/{org}/scanpolicy",
+            security::delete_org_policy,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/scanpolicy",
+            security::repo_policy,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/repository/{ns}/{repo}/scanpolicy",
+            security::set_repo_policy,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/repository/{ns}/{repo}/scanpolicy",
+            security::delete_repo_policy,
+        ),
         // Retention (auto-prune) policies.
         route(
             M::GET,

@@ -9,13 +9,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_auth::{Action, Resource};
+use bulwark_meta::ScanPolicy;
 use bulwark_oci::{Digest, RepoName};
-use bulwark_security::{SbomFormat, ScanReport, Security, StoredFinding};
-use serde::Deserialize;
+use bulwark_security::{PolicyRequest, SbomFormat, ScanReport, Security, StoredFinding};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{Path, Query};
-use super::tags::repo_name;
+use super::extract::{Json as ExtractJson, Path, Query};
+use super::tags::{origin, repo_name};
 use crate::AppState;
 use crate::auth::{Caller, require};
 use crate::problem::Problem;
@@ -71,11 +72,7 @@ async fn target<'s>(
             format!("invalid digest {digest:?}"),
         )
     })?;
-    let security = state
-        .security
-        .as_deref()
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "scanning is not configured"))?;
-    Ok((name, digest, security))
+    Ok((name, digest, security(state)?))
 }
 
 /// The scan of `digest` in the repository.
@@ -210,4 +207,187 @@ pub(crate) async fn report(
         "vulnerabilities": report.findings,
         "updated_at": report.updated_at.div_euclid(1000),
     })))
+}
+
+/// A pull policy as the API shows it.
+#[derive(Serialize)]
+struct PolicyView {
+    /// The repository it applies to; absent for a namespace's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<String>,
+    max_grade: Option<String>,
+    block_severity: Option<String>,
+    allowlist: Vec<String>,
+    /// Seconds since the Unix epoch.
+    updated: i64,
+}
+
+fn policy_view(policy: Option<ScanPolicy>) -> Json<Value> {
+    let view = policy.map(|p| PolicyView {
+        repository: Some(p.repository).filter(|r| !r.is_empty()),
+        max_grade: p.max_grade,
+        block_severity: p.block_severity,
+        allowlist: p.allowlist,
+        updated: p.updated_at.div_euclid(1000),
+    });
+    Json(json!({ "policy": view }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyBody {
+    max_grade: Option<String>,
+    block_severity: Option<String>,
+    #[serde(default)]
+    allowlist: Vec<String>,
+}
+
+impl From<PolicyBody> for PolicyRequest {
+    fn from(b: PolicyBody) -> Self {
+        PolicyRequest {
+            max_grade: b.max_grade,
+            block_severity: b.block_severity,
+            allowlist: b.allowlist,
+        }
+    }
+}
+
+fn security(state: &AppState) -> Result<&Security, Problem> {
+    state
+        .security
+        .as_deref()
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "scanning is not configured"))
+}
+
+/// `GET /api/v1/organization/{org}/scanpolicy`: `{"policy": null}` when none is set.
+pub(crate) async fn org_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    require(&state, &caller, Resource::Namespace(&org), Action::View).await?;
+    Ok(policy_view(
+        security(&state)?.scan_policy(&org, None).await?,
+    ))
+}
+
+/// `PUT /api/v1/organization/{org}/scanpolicy`: every repository's without its own.
+pub(crate) async fn set_org_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ExtractJson(body): ExtractJson<PolicyBody>,
+) -> Result<Json<Value>, Problem> {
+    require(&state, &caller, Resource::Namespace(&org), Action::Admin).await?;
+    let policy = security(&state)?
+        .set_scan_policy(
+            &org,
+            None,
+            body.into(),
+            caller.identity.actor(),
+            origin(&caller),
+        )
+        .await?;
+    Ok(policy_view(Some(policy)))
+}
+
+/// `DELETE /api/v1/organization/{org}/scanpolicy`.
+pub(crate) async fn delete_org_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<StatusCode, Problem> {
+    require(&state, &caller, Resource::Namespace(&org), Action::Admin).await?;
+    deleted(
+        security(&state)?
+            .delete_scan_policy(&org, None, caller.identity.actor(), origin(&caller))
+            .await?,
+    )
+}
+
+fn deleted(found: bool) -> Result<StatusCode, Problem> {
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::new(StatusCode::NOT_FOUND, "no policy is set"))
+    }
+}
+
+/// `GET /api/v1/repository/{ns}/{repo}/scanpolicy`: the repository's own policy (pullers
+/// may read what refuses their pulls).
+pub(crate) async fn repo_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, repo)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let name = repo_name(&state, &ns, &repo)?;
+    require(
+        &state,
+        &caller,
+        Resource::Repository(name.as_str()),
+        Action::Pull,
+    )
+    .await?;
+    Ok(policy_view(
+        security(&state)?
+            .scan_policy(namespace_of(&name), Some(&name))
+            .await?,
+    ))
+}
+
+/// `PUT /api/v1/repository/{ns}/{repo}/scanpolicy`: replaces the namespace's for it.
+pub(crate) async fn set_repo_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, repo)): Path<(String, String)>,
+    ExtractJson(body): ExtractJson<PolicyBody>,
+) -> Result<Json<Value>, Problem> {
+    let name = repo_name(&state, &ns, &repo)?;
+    require(
+        &state,
+        &caller,
+        Resource::Repository(name.as_str()),
+        Action::Admin,
+    )
+    .await?;
+    let policy = security(&state)?
+        .set_scan_policy(
+            namespace_of(&name),
+            Some(&name),
+            body.into(),
+            caller.identity.actor(),
+            origin(&caller),
+        )
+        .await?;
+    Ok(policy_view(Some(policy)))
+}
+
+/// `DELETE /api/v1/repository/{ns}/{repo}/scanpolicy`.
+pub(crate) async fn delete_repo_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, repo)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let name = repo_name(&state, &ns, &repo)?;
+    require(
+        &state,
+        &caller,
+        Resource::Repository(name.as_str()),
+        Action::Admin,
+    )
+    .await?;
+    deleted(
+        security(&state)?
+            .delete_scan_policy(
+                namespace_of(&name),
+                Some(&name),
+                caller.identity.actor(),
+                origin(&caller),
+            )
+            .await?,
+    )
+}
+
+fn namespace_of(name: &RepoName) -> &str {
+    bulwark_oci::namespace_of(name.as_str())
 }

@@ -37,3 +37,15 @@ CREATE TABLE manifest_scans (
     updated_at      BIGINT NOT NULL
 );
 CREATE INDEX manifest_scans_to_rematch ON manifest_scans(status, generation);
+-- Pull policies: refuse pulls of images graded worse than `max_grade` or carrying a
+-- vulnerability at or above `block_severity`, but for the ids in `allowlist` (a JSON
+-- array). Per repository, or (`repository` = '') for every repository of the namespace.
+CREATE TABLE scan_policies (
+    namespace       TEXT NOT NULL,
+    repository      TEXT NOT NULL,
+    max_grade       TEXT,
+    block_severity  TEXT,
+    allowlist       TEXT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    PRIMARY KEY (namespace, repository)
+);
