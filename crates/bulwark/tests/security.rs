@@ -463,8 +463,14 @@ async fn pushed_images_are_scanned_then_rematched_when_data_arrives() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn artifacts_corrupt_and_hostile_layers_get_a_status_and_a_reason() {
-    // A low entry limit, so that a small layer crosses it.
-    let c = Client::start(&[("BULWARK_SCANNER__MAX_ENTRIES", "20")]);
+    // A low entry limit, so that a small layer crosses it; vulnerability data from the
+    // configuration, imported by the periodic job.
+    let source = fixtures().join("vulndb/osv-PyPI.jsonl");
+    let sources = format!("[\"{}\"]", source.display());
+    let c = Client::start(&[
+        ("BULWARK_SCANNER__MAX_ENTRIES", "20"),
+        ("BULWARK_SCANNER__VULNDB", &sources),
+    ]);
 
     let artifact = c
         .push_image(
@@ -485,6 +491,43 @@ async fn artifacts_corrupt_and_hostile_layers_get_a_status_and_a_reason() {
         ))
         .await;
     assert_eq!(quay, json!({ "status": "unsupported", "data": null }));
+
+    // An index: each platform's manifest is scanned on its own.
+    let child = c
+        .http
+        .get(format!(
+            "{}/v2/odd/artifact/manifests/{artifact}",
+            c.server.url
+        ))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let index = serde_json::to_string(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{ "mediaType": OCI_MANIFEST, "digest": artifact, "size": child.len() }],
+    }))
+    .unwrap();
+    let resp = c
+        .http
+        .put(format!("{}/v2/odd/artifact/manifests/multi", c.server.url))
+        .header("content-type", "application/vnd.oci.image.index.v1+json")
+        .body(index.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let index_digest = Digest::sha256_of(index.as_bytes()).to_string();
+    let report = c.report("odd/artifact", &index_digest, |_| true).await;
+    assert_eq!(report["status"], "unsupported", "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("index"),
+        "{report}"
+    );
 
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
@@ -530,6 +573,21 @@ async fn artifacts_corrupt_and_hostile_layers_get_a_status_and_a_reason() {
         report["reason"].as_str().unwrap().contains("max_entries"),
         "{report}"
     );
+
+    // The configured source was imported by the periodic job.
+    let started = Instant::now();
+    loop {
+        let (status, page) = c
+            .get("/api/v1/superuser/logs?kind=vulnerability_data.import&limit=10")
+            .await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(entry) = page["logs"].as_array().and_then(|l| l.first()) {
+            assert_eq!(entry["metadata"]["added"], 254, "{entry}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no import");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Still serving.
     let resp = c
