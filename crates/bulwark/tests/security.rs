@@ -26,6 +26,8 @@ fn fixtures() -> PathBuf {
 struct Client {
     server: TestServer,
     http: reqwest::Client,
+    /// The server's configuration overrides, for the CLI beside it.
+    env: Vec<(String, String)>,
 }
 
 impl Client {
@@ -33,7 +35,29 @@ impl Client {
         Client {
             server: TestServer::start_with(bulwark_bin(), &[], env),
             http: http(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
+    }
+
+    /// `bulwark vulndb import` of the fixtures' data on the server's database.
+    fn import_vulndb(&self) -> std::process::Output {
+        let out = std::process::Command::new(bulwark_bin())
+            .args(["vulndb", "import"])
+            .arg(fixtures().join("vulndb"))
+            .arg("--data-dir")
+            .arg(self.server.data_dir())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -189,9 +213,21 @@ fn expected_python_matches() -> Vec<(String, String, String, Vec<String>)> {
     want
 }
 
+/// SQLite metadata.
 #[tokio::test(flavor = "multi_thread")]
 async fn pushed_images_are_scanned_then_rematched_when_data_arrives() {
-    let c = Client::start(&[]);
+    scan_and_rematch(&[]).await;
+}
+
+/// The same with metadata in PostgreSQL (and the CLI importing into it).
+#[tokio::test(flavor = "multi_thread")]
+async fn pushed_images_are_scanned_then_rematched_on_postgresql() {
+    let url = bulwark_testkit::postgres_database();
+    scan_and_rematch(&[("BULWARK_DATABASE__URL", &url)]).await;
+}
+
+async fn scan_and_rematch(env: &[(&str, &str)]) {
+    let c = Client::start(env);
 
     // Pushed before any vulnerability data: scanned, nothing found.
     let python = c.push_skopeo("debian12-python", "scan/python").await;
@@ -212,13 +248,7 @@ async fn pushed_images_are_scanned_then_rematched_when_data_arrives() {
     );
 
     // Imported beside the running server: the scans are re-matched from stored indexes.
-    let out = std::process::Command::new(bulwark_bin())
-        .args(["vulndb", "import"])
-        .arg(fixtures().join("vulndb"))
-        .arg("--data-dir")
-        .arg(c.server.data_dir())
-        .output()
-        .unwrap();
+    let out = c.import_vulndb();
     assert!(
         out.status.success(),
         "{}",
@@ -447,13 +477,7 @@ async fn pushed_images_are_scanned_then_rematched_when_data_arrives() {
     assert_eq!(status, 404);
 
     // An import that changes nothing changes nothing.
-    let out = std::process::Command::new(bulwark_bin())
-        .args(["vulndb", "import"])
-        .arg(fixtures().join("vulndb"))
-        .arg("--data-dir")
-        .arg(c.server.data_dir())
-        .output()
-        .unwrap();
+    let out = c.import_vulndb();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
         printed.contains("0 records added, 0 updated") && printed.contains("generation 1"),
