@@ -165,6 +165,9 @@ pub struct Scanner {
     /// `import_every_secs`; an import that changes nothing changes nothing.
     pub vulndb: Vec<PathBuf>,
     pub import_every_secs: u64,
+    /// Seconds between prunings of the scans of manifests and layers garbage collection
+    /// removed.
+    pub prune_every_secs: u64,
     /// Layers per image.
     pub max_layers: u64,
     /// Decompressed bytes per layer.
@@ -410,6 +413,7 @@ impl Default for Config {
                     enabled: true,
                     vulndb: Vec::new(),
                     import_every_secs: 3600,
+                    prune_every_secs: 3600,
                     max_layers: l.max_layers,
                     max_layer_bytes: l.max_layer_bytes,
                     max_entries: l.max_entries,

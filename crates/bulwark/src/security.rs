@@ -1,5 +1,6 @@
 //! Vulnerability scanning's jobs (a scan per pushed manifest, re-matching when the data
-//! changes, the periodic import of `[scanner] vulndb` sources) and `bulwark vulndb import`.
+//! changes, the periodic import of `[scanner] vulndb` sources and pruning of what garbage
+//! collection left behind) and `bulwark vulndb import`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use anyhow::Context;
 use bulwark_events::{Actor, Origin};
 use bulwark_jobs::{JobError, JobHandler, Runner};
 use bulwark_meta::Job;
-use bulwark_security::{REMATCH, SCAN_MANIFEST, ScanRequest, Security, SecurityError};
+use bulwark_security::{PRUNE_SCANS, REMATCH, SCAN_MANIFEST, ScanRequest, Security, SecurityError};
 
 use crate::config::{Config, Overrides, Scanner};
 use crate::serve;
@@ -24,7 +25,12 @@ pub(crate) fn jobs(runner: Runner, config: &Scanner, security: Arc<Security>) ->
     });
     let runner = runner
         .handle(SCAN_MANIFEST, task.clone())
-        .handle(REMATCH, task.clone());
+        .handle(REMATCH, task.clone())
+        .handle(PRUNE_SCANS, task.clone())
+        .every(
+            PRUNE_SCANS,
+            Duration::from_secs(config.prune_every_secs.max(1)),
+        );
     if config.vulndb.is_empty() {
         return runner;
     }
@@ -52,6 +58,12 @@ impl JobHandler for SecurityJob {
             REMATCH => {
                 let rematched = self.security.rematch().await.map_err(failed)?;
                 tracing::info!(rematched, "re-matched scanned manifests");
+            }
+            PRUNE_SCANS => {
+                let pruned = self.security.prune().await.map_err(failed)?;
+                if pruned > 0 {
+                    tracing::info!(pruned, "pruned scans of collected manifests and layers");
+                }
             }
             IMPORT_VULNDB => {
                 for source in &self.sources {

@@ -163,6 +163,10 @@ pub trait ScanStore: Send + Sync + 'static {
     /// The repositories holding a manifest, by name.
     async fn manifest_repositories(&self, digest: &Digest) -> Result<Vec<String>, MetaError>;
 
+    /// Deletes the scans of manifests no repository holds and the indexes of layers no
+    /// longer stored (garbage collection removed them); returns how many rows went.
+    async fn prune_scans(&self) -> Result<u64, MetaError>;
+
     /// The policy of `namespace` (`repository` empty) or of one repository, as set.
     async fn scan_policy(
         &self,
@@ -517,5 +521,25 @@ impl ScanStore for SqlMetaStore {
                 .rows_affected();
         tx.commit().await?;
         Ok(deleted > 0)
+    }
+
+    async fn prune_scans(&self) -> Result<u64, MetaError> {
+        let mut tx = self.begin_write().await?;
+        let scans = sqlx::query(
+            "DELETE FROM manifest_scans WHERE NOT EXISTS \
+             (SELECT 1 FROM manifests m WHERE m.digest = manifest_scans.digest)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let layers = sqlx::query(
+            "DELETE FROM layer_indexes WHERE NOT EXISTS \
+             (SELECT 1 FROM blobs b WHERE b.digest = layer_indexes.digest)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(scans + layers)
     }
 }

@@ -15,6 +15,7 @@ on_every_backend!(
     layer_indexes_are_stored_and_replaced,
     manifest_scans_queue_store_and_list_for_rematching,
     policies_of_a_repository_override_their_namespace,
+    manifest_repositories_name_every_holder_and_unheld_scans_are_pruned,
 );
 
 fn d(s: &str) -> Digest {
@@ -217,9 +218,7 @@ async fn policies_of_a_repository_override_their_namespace(f: &Fixture) {
     );
 }
 
-#[tokio::test]
-async fn manifest_repositories_name_every_holder() {
-    let f = Fixture::sqlite();
+async fn manifest_repositories_name_every_holder_and_unheld_scans_are_pruned(f: &Fixture) {
     let s = f.open().await;
     let m = d("manifest");
     for repo in ["ns/two", "ns/one"] {

@@ -36,6 +36,10 @@ pub const SCAN_MANIFEST: &str = "scan_manifest";
 /// The job that re-matches every scanned manifest against newer vulnerability data.
 pub const REMATCH: &str = "rematch_vulnerabilities";
 
+/// The job that deletes the scans of manifests and the indexes of layers that garbage
+/// collection removed.
+pub const PRUNE_SCANS: &str = "prune_scans";
+
 /// Attempts of a scan job: a failure to read a layer may be passing.
 const SCAN_ATTEMPTS: u32 = 3;
 
@@ -174,6 +178,11 @@ impl Security {
             self.queue_rematch(outcome.generation).await?;
         }
         Ok(outcome)
+    }
+
+    /// Runs a [`PRUNE_SCANS`] job; returns the rows deleted.
+    pub async fn prune(&self) -> Result<u64, SecurityError> {
+        Ok(self.store.prune_scans().await?)
     }
 
     async fn queue_rematch(&self, generation: i64) -> Result<(), SecurityError> {

@@ -37,6 +37,9 @@ CREATE TABLE manifest_scans (
     updated_at      BIGINT NOT NULL
 );
 CREATE INDEX manifest_scans_to_rematch ON manifest_scans(status, generation);
+-- Scans name the repositories holding a manifest (events), and rows of manifests no
+-- repository holds any more are pruned: both look manifests up by digest alone.
+CREATE INDEX manifests_by_digest ON manifests(digest);
 -- Pull policies: refuse pulls of images graded worse than `max_grade` or carrying a
 -- vulnerability at or above `block_severity`, but for the ids in `allowlist` (a JSON
 -- array). Per repository, or (`repository` = '') for every repository of the namespace.
