@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bulwark_events::{Actor, Event, Origin};
 use bulwark_meta::{LayerIndexRow, ManifestScan, ScanStatus, now_millis};
-use bulwark_oci::{Descriptor, Digest, ParsedManifest, Reference};
+use bulwark_oci::{Digest, ParsedManifest, Reference};
 use bulwark_scanner::{Date, INDEX_FORMAT_VERSION, Inventory, LayerIndex, ScanError};
 
 use crate::report::StoredFinding;
@@ -97,7 +97,7 @@ impl Security {
         }
         let mut indexes = Vec::with_capacity(parsed.layers.len());
         for layer in &parsed.layers {
-            match self.layer_index(layer).await? {
+            match self.layer_index(&layer.digest, Some(layer.size)).await? {
                 LayerOutcome::Indexed(index) => indexes.push(index),
                 LayerOutcome::Refused(status, reason) => {
                     let reason = format!("layer {}: {reason}", layer.digest);
@@ -163,10 +163,15 @@ impl Security {
     }
 
     /// The layer's stored index, or a new one read from the blob store (counted in
-    /// `bulwark_scanner_layers_indexed_total`) and stored.
-    async fn layer_index(&self, layer: &Descriptor) -> Result<LayerOutcome, SecurityError> {
+    /// `bulwark_scanner_layers_indexed_total`) and stored. `size` as the manifest declares
+    /// it; without it, as stored.
+    async fn layer_index(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> Result<LayerOutcome, SecurityError> {
         let limits = self.settings.limits.clone();
-        if let Some(row) = self.store.layer_index(&layer.digest).await?
+        if let Some(row) = self.store.layer_index(digest).await?
             && row.format == i64::from(INDEX_FORMAT_VERSION)
         {
             match (row.status, row.data) {
@@ -179,7 +184,7 @@ impl Security {
                     {
                         Ok(index) => return Ok(LayerOutcome::Indexed(index)),
                         Err(e) => {
-                            tracing::warn!(layer = %layer.digest, error = %e, "stored layer index unreadable: indexing again")
+                            tracing::warn!(layer = %digest, error = %e, "stored layer index unreadable: indexing again")
                         }
                     }
                 }
@@ -192,7 +197,13 @@ impl Security {
             }
         }
         let limits = self.settings.limits.clone();
-        let stream = self.blobs.read(&layer.digest, 0..layer.size).await?;
+        let size = match size {
+            Some(size) => size,
+            None => self.blobs.stat(digest).await?.ok_or_else(|| {
+                SecurityError::Corrupt(format!("layer {digest} is no longer stored"))
+            })?,
+        };
+        let stream = self.blobs.read(digest, 0..size).await?;
         // The scanner reads synchronously: it pulls the stream on a blocking thread, one
         // chunk at a time, so memory stays bounded whatever the layer's size.
         let storage_failed = Arc::new(AtomicBool::new(false));
@@ -200,7 +211,7 @@ impl Security {
             inner: tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream)),
             failed: storage_failed.clone(),
         };
-        let name = layer.digest.to_string();
+        let name = digest.to_string();
         let indexed = tokio::task::spawn_blocking(move || {
             bulwark_scanner::index_layer(&name, reader, &limits)
         })
@@ -210,7 +221,7 @@ impl Security {
         let (row, outcome) = match indexed {
             Ok(index) => (
                 LayerIndexRow {
-                    digest: layer.digest.clone(),
+                    digest: digest.clone(),
                     format: i64::from(INDEX_FORMAT_VERSION),
                     status: ScanStatus::Scanned,
                     reason: None,
@@ -223,8 +234,7 @@ impl Security {
             // Nothing is kept; the job retries.
             Err(e) if storage_failed.load(Ordering::Relaxed) => {
                 return Err(SecurityError::Internal(format!(
-                    "reading layer {}: {e}",
-                    layer.digest
+                    "reading layer {digest}: {e}"
                 )));
             }
             // The bytes themselves are refused (corrupt, too large, unsupported): that
@@ -234,7 +244,7 @@ impl Security {
                 let reason = e.to_string();
                 (
                     LayerIndexRow {
-                        digest: layer.digest.clone(),
+                        digest: digest.clone(),
                         format: i64::from(INDEX_FORMAT_VERSION),
                         status,
                         reason: Some(reason.clone()),
@@ -262,26 +272,20 @@ impl Security {
         .map_err(|e| SecurityError::Internal(e.to_string()))
     }
 
-    /// The inventory of a scanned manifest from its stored layer indexes.
+    /// The inventory of a scanned manifest from its stored layer indexes (a layer whose
+    /// index a former scanner version wrote is indexed again).
     pub(crate) async fn stored_inventory(
         &self,
         scan: &ManifestScan,
     ) -> Result<Inventory, SecurityError> {
-        let limits = self.settings.limits.clone();
         let mut indexes = Vec::with_capacity(scan.layers.len());
         for digest in &scan.layers {
-            let row = self.store.layer_index(digest).await?;
-            let Some(data) = row.and_then(|r| r.data) else {
-                return Err(SecurityError::Corrupt(format!(
-                    "no stored index for layer {digest}"
-                )));
-            };
-            let limits = limits.clone();
-            let index = tokio::task::spawn_blocking(move || LayerIndex::from_bytes(&data, &limits))
-                .await
-                .map_err(|e| SecurityError::Internal(e.to_string()))?
-                .map_err(|e| SecurityError::Corrupt(format!("layer {digest}: {e}")))?;
-            indexes.push(index);
+            match self.layer_index(digest, None).await? {
+                LayerOutcome::Indexed(index) => indexes.push(index),
+                LayerOutcome::Refused(_, reason) => {
+                    return Err(SecurityError::Corrupt(format!("layer {digest}: {reason}")));
+                }
+            }
         }
         self.assemble(indexes)
             .await?
