@@ -622,3 +622,23 @@ async fn artifacts_corrupt_and_hostile_layers_get_a_status_and_a_reason() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }
+
+/// Two images sharing a layer, pushed at once and scanned by two workers at once: the
+/// shared layer is still read once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layer_shared_by_images_scanned_at_once_is_read_once() {
+    let c = Client::start(&[("BULWARK_JOBS__WORKERS", "2")]);
+    let (python, base) = tokio::join!(
+        c.push_skopeo("debian12-python", "at-once/python"),
+        c.push_skopeo("debian12-minbase", "at-once/base"),
+    );
+    for (repo, digest) in [("at-once/python", &python), ("at-once/base", &base)] {
+        let report = c.report(repo, digest, |_| true).await;
+        assert_eq!(report["status"], "scanned", "{report}");
+    }
+    assert_eq!(
+        c.layers_indexed().await,
+        2.0,
+        "two distinct layers, each read once"
+    );
+}

@@ -100,6 +100,7 @@ pub struct Security {
     events: Arc<dyn EventSink>,
     settings: Settings,
     database: vulndb::DatabaseCache,
+    layer_locks: scan::LayerLocks,
 }
 
 impl Security {
@@ -115,6 +116,7 @@ impl Security {
             events,
             settings,
             database: vulndb::DatabaseCache::default(),
+            layer_locks: scan::LayerLocks::default(),
         }
     }
 

@@ -1,9 +1,9 @@
 //! Scanning a manifest, and re-matching scanned ones.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use bulwark_events::{Actor, Event, Origin};
 use bulwark_meta::{LayerIndexRow, ManifestScan, ScanStatus, now_millis};
@@ -26,6 +26,24 @@ impl<R: Read> Read for Tracked<R> {
         self.inner
             .read(buf)
             .inspect_err(|_| self.failed.store(true, Ordering::Relaxed))
+    }
+}
+
+/// One indexing of a layer at a time on this node: images sharing a new layer, scanned at
+/// once, read it once (the second finds the first's stored index).
+#[derive(Default)]
+pub(crate) struct LayerLocks(Mutex<HashMap<Digest, Weak<tokio::sync::Mutex<()>>>>);
+
+impl LayerLocks {
+    fn of(&self, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        if let Some(lock) = locks.get(digest).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(digest.clone(), Arc::downgrade(&lock));
+        lock
     }
 }
 
@@ -170,6 +188,8 @@ impl Security {
         digest: &Digest,
         size: Option<u64>,
     ) -> Result<LayerOutcome, SecurityError> {
+        let lock = self.layer_locks.of(digest);
+        let _indexing = lock.lock().await;
         let limits = self.settings.limits.clone();
         if let Some(row) = self.store.layer_index(digest).await?
             && row.format == i64::from(INDEX_FORMAT_VERSION)
