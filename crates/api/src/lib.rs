@@ -43,6 +43,8 @@ pub struct AppState {
     request_ids: Arc<metrics::RequestIds>,
     /// The stored action log, for its search routes; `None` when it is off.
     action_log: Option<Arc<dyn bulwark_meta::AuditStore>>,
+    /// Vulnerability scanning, for the security routes; `None` answers them 404.
+    security: Option<Arc<bulwark_security::Security>>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             access_log,
             request_ids: Arc::default(),
             action_log: None,
+            security: None,
         }
     }
 }
@@ -77,6 +80,11 @@ impl AppState {
     }
 
     /// Serves the action log's search routes from `store`.
+    pub fn with_security(mut self, security: Arc<bulwark_security::Security>) -> Self {
+        self.security = Some(security);
+        self
+    }
+
     pub fn with_action_log(mut self, store: Option<Arc<dyn bulwark_meta::AuditStore>>) -> Self {
         self.action_log = store;
         self

@@ -76,6 +76,26 @@ impl From<bulwark_registry::RegistryError> for Problem {
     }
 }
 
+/// Scanning errors: an unknown manifest or scanning switched off are the caller's to know;
+/// the rest are server faults.
+impl From<bulwark_security::SecurityError> for Problem {
+    fn from(e: bulwark_security::SecurityError) -> Self {
+        use bulwark_security::SecurityError as E;
+        match e {
+            E::ManifestUnknown(_) => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::Disabled => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::NotScanned(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+            E::InvalidVulnerabilityData(_) | E::InvalidPolicy(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            _ => {
+                tracing::error!(error = %e, "management API request failed on a server fault");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+            }
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::json!({

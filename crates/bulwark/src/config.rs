@@ -26,6 +26,7 @@ pub struct Config {
     pub auth: Auth,
     pub audit: Audit,
     pub lifecycle: Lifecycle,
+    pub scanner: Scanner,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 }
@@ -152,6 +153,33 @@ pub struct Lifecycle {
     pub time_machine_options_secs: Vec<u64>,
     /// The window of namespaces that chose none; one of the options.
     pub time_machine_default_secs: u64,
+}
+
+/// Vulnerability scanning of pushed images, and where vulnerability data comes from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scanner {
+    /// Scan every image pushed (a background job per manifest).
+    pub enabled: bool,
+    /// OSV sources (files `.json`/`.jsonl`/`.zip` or directories) imported every
+    /// `import_every_secs`; an import that changes nothing changes nothing.
+    pub vulndb: Vec<PathBuf>,
+    pub import_every_secs: u64,
+    /// Seconds between prunings of the scans of manifests and layers garbage collection
+    /// removed.
+    pub prune_every_secs: u64,
+    /// Layers per image.
+    pub max_layers: u64,
+    /// Decompressed bytes per layer.
+    pub max_layer_bytes: u64,
+    /// Tar entries per layer.
+    pub max_entries: u64,
+    /// One file read into memory (a package database).
+    pub max_file_bytes: u64,
+    /// All the bytes read into memory from one image.
+    pub max_total_read_bytes: u64,
+    /// One PAX extended header or GNU long name.
+    pub max_header_bytes: u64,
 }
 
 /// Authentication and access. The superuser `admin` is created at first start with the
@@ -384,13 +412,28 @@ impl Default for Config {
                     time_machine_default_secs: l.time_machine_default.as_secs(),
                 }
             },
+            scanner: {
+                let l = bulwark_scanner::Limits::default();
+                Scanner {
+                    enabled: true,
+                    vulndb: Vec::new(),
+                    import_every_secs: 3600,
+                    prune_every_secs: 3600,
+                    max_layers: l.max_layers,
+                    max_layer_bytes: l.max_layer_bytes,
+                    max_entries: l.max_entries,
+                    max_file_bytes: l.max_file_bytes,
+                    max_total_read_bytes: l.max_total_read_bytes,
+                    max_header_bytes: l.max_header_bytes,
+                }
+            },
             tls: None,
         }
     }
 }
 
 /// Top-level keys, so that unrelated `BULWARK_*` variables are not read as configuration.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "listen",
     "data_dir",
     "shutdown_grace_secs",
@@ -402,6 +445,7 @@ const KEYS: [&str; 12] = [
     "auth",
     "audit",
     "lifecycle",
+    "scanner",
     "tls",
 ];
 
@@ -476,6 +520,21 @@ impl Config {
             time_machine_default: Duration::from_secs(l.time_machine_default_secs),
             gc_grace: Duration::from_secs(l.gc_grace_secs),
         })
+    }
+
+    pub fn scanner_settings(&self) -> bulwark_security::Settings {
+        let s = &self.scanner;
+        bulwark_security::Settings {
+            enabled: s.enabled,
+            limits: bulwark_scanner::Limits {
+                max_layers: s.max_layers,
+                max_layer_bytes: s.max_layer_bytes,
+                max_entries: s.max_entries,
+                max_file_bytes: s.max_file_bytes,
+                max_total_read_bytes: s.max_total_read_bytes,
+                max_header_bytes: s.max_header_bytes,
+            },
+        }
     }
 
     pub fn sql_options(&self) -> bulwark_meta::SqlOptions {

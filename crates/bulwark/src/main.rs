@@ -6,6 +6,7 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod scan;
+mod security;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,11 @@ enum Command {
     Serve(Overrides),
     /// Scan an image on disk for packages and vulnerabilities (no server needed).
     Scan(scan::ScanArgs),
+    /// Vulnerability data for the registry's scans.
+    Vulndb {
+        #[command(subcommand)]
+        command: security::VulndbCommand,
+    },
     /// The action log: list, export (JSON Lines), verify the hash chain.
     Logs {
         #[command(subcommand)]
@@ -55,6 +61,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(o) => serve::run(Config::load(&o)?),
         Command::Scan(args) => scan::run(args),
+        Command::Vulndb { command } => security::run(command),
         Command::Logs { command } => logs::run(command),
         Command::Admin(command) => admin::run(command),
         Command::Keys { command } => keys::run(command),

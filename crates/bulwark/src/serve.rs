@@ -12,6 +12,7 @@ use bulwark_events::EventSink;
 use bulwark_jobs::{JobError, JobHandler, Runner, RunnerConfig};
 use bulwark_meta::{Job, SqlMetaStore};
 use bulwark_registry::Registry;
+use bulwark_security::Security;
 use bulwark_storage::{BlobStore, FsBlobStore, S3BlobStore};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tracing_subscriber::EnvFilter;
@@ -132,6 +133,18 @@ async fn accounts_over(
     Ok(Arc::new(Accounts::new(auth)))
 }
 
+/// The configured blob store: S3, or files under the data directory.
+pub(crate) async fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match config.s3_options() {
+        Some(s3) => Arc::new(S3BlobStore::new(&s3).context("configuring S3 blob storage")?),
+        None => Arc::new(
+            FsBlobStore::open(&config.data_dir)
+                .await
+                .context("opening blob storage")?,
+        ),
+    })
+}
+
 /// The blob store and the registry over `meta`, built the same way for `serve` and for the
 /// local lifecycle commands.
 pub(crate) async fn open_registry(
@@ -139,18 +152,33 @@ pub(crate) async fn open_registry(
     meta: Arc<SqlMetaStore>,
     events: Arc<dyn EventSink>,
 ) -> anyhow::Result<Arc<Registry>> {
-    let blobs: Arc<dyn BlobStore> = match config.s3_options() {
-        Some(s3) => Arc::new(S3BlobStore::new(&s3).context("configuring S3 blob storage")?),
-        None => Arc::new(
-            FsBlobStore::open(&config.data_dir)
-                .await
-                .context("opening blob storage")?,
-        ),
-    };
-    Ok(Arc::new(
-        Registry::new(meta, blobs, config.registry_limits())
-            .with_lifecycle(config.lifecycle_settings()?)
-            .with_events(events),
+    let blobs = open_blobs(config).await?;
+    Ok(Arc::new(registry_over(config, meta, blobs, events)?))
+}
+
+fn registry_over(
+    config: &Config,
+    meta: Arc<SqlMetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    events: Arc<dyn EventSink>,
+) -> anyhow::Result<Registry> {
+    Ok(Registry::new(meta, blobs, config.registry_limits())
+        .with_lifecycle(config.lifecycle_settings()?)
+        .with_events(events))
+}
+
+/// Vulnerability scanning over `meta` and the blob store, as `[scanner]` says.
+pub(crate) fn security_over(
+    config: &Config,
+    meta: Arc<SqlMetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    events: Arc<dyn EventSink>,
+) -> Arc<Security> {
+    Arc::new(Security::new(
+        meta,
+        blobs,
+        events,
+        config.scanner_settings(),
     ))
 }
 
@@ -160,7 +188,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let action_log = crate::logs::start(&config.audit, meta.clone()).await?;
     let accounts = accounts_over(&config, meta.clone(), action_log.sink()).await?;
     let keys = accounts.authenticator().keys().clone();
-    let registry = open_registry(&config, meta.clone(), action_log.sink()).await?;
+    let blobs = open_blobs(&config).await?;
+    let security = security_over(&config, meta.clone(), blobs.clone(), action_log.sink());
+    let registry = Arc::new(
+        registry_over(&config, meta.clone(), blobs, action_log.sink())?
+            .with_observer(security.clone())
+            .with_pull_gate(security.clone()),
+    );
 
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -187,7 +221,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .audit
             .enabled
             .then(|| meta.clone() as Arc<dyn bulwark_meta::AuditStore>),
-    );
+    )
+    .with_security(security.clone());
     let app =
         bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
@@ -203,6 +238,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .handle(PURGE_UPLOADS, Arc::new(PurgeUploads(registry.clone())))
         .every(PURGE_UPLOADS, purge_every);
     let runner = crate::lifecycle::jobs(runner, &config.lifecycle, registry.clone());
+    let runner = crate::security::jobs(runner, &config.scanner, security);
     let mut jobs = crate::logs::jobs(runner, &config.audit, meta.clone(), keys).start(jobs_stopped);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);

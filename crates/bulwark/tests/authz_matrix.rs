@@ -383,6 +383,15 @@ enum Act {
     Quota,
     /// A quota of the caller's own namespace (without reject limit: it refuses nothing).
     MyQuota,
+    /// Pull policies of a throwaway repository or organization, set or removed: a policy
+    /// on the fixtures could refuse later rows' pulls.
+    SetRepoScanPolicy,
+    DeleteRepoScanPolicy,
+    SetOrgScanPolicy,
+    DeleteOrgScanPolicy,
+    /// The vulnerability scan of the fixture image (Quay's shape, the report, the SBOM —
+    /// a conflict: its layer is no tar, so it has no successful scan).
+    ManifestScan,
     Ping,
     Catalog,
     Tags,
@@ -435,7 +444,7 @@ impl Row {
 /// route by its label, the token service), what it needs, its status when allowed, and the
 /// request ([`Matrix::prepare`]).
 #[rustfmt::skip]
-const TABLE: [Row; 118] = [
+const TABLE: [Row; 127] = [
     m("GET",    "/api/v1/openapi.json",                                     N::Nothing,      200, A::Route),
     m("GET",    "/api/v1/user/",                                            N::OwnAccount,   200, A::Route),
     m("POST",   "/api/v1/user/",                                            N::Registration, 201, A::Register),
@@ -501,6 +510,15 @@ const TABLE: [Row; 118] = [
     m("GET",    "/api/v1/repository/{ns}/{repo}/immutabilityrules",         N::Pull,         200, A::Route),
     m("POST",   "/api/v1/repository/{ns}/{repo}/immutabilityrules",         N::RepoAdmin,    201, A::AddRepoRule),
     m("DELETE", "/api/v1/repository/{ns}/{repo}/immutabilityrules/{id}",    N::RepoAdmin,    204, A::DeleteRepoRule),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/security", N::Pull,       200, A::ManifestScan),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/report",  N::Pull,         200, A::ManifestScan),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/manifest/{digest}/sbom",    N::Pull,         409, A::ManifestScan),
+    m("GET",    "/api/v1/organization/{org}/scanpolicy",                    N::OrgView,      200, A::Route),
+    m("PUT",    "/api/v1/organization/{org}/scanpolicy",                    N::OrgAdmin,     200, A::SetOrgScanPolicy),
+    m("DELETE", "/api/v1/organization/{org}/scanpolicy",                    N::OrgAdmin,     204, A::DeleteOrgScanPolicy),
+    m("GET",    "/api/v1/repository/{ns}/{repo}/scanpolicy",                N::Pull,         200, A::Route),
+    m("PUT",    "/api/v1/repository/{ns}/{repo}/scanpolicy",                N::RepoAdmin,    200, A::SetRepoScanPolicy),
+    m("DELETE", "/api/v1/repository/{ns}/{repo}/scanpolicy",                N::RepoAdmin,    204, A::DeleteRepoScanPolicy),
     m("GET",    "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::Pull,         200, A::Route),
     m("POST",   "/api/v1/repository/{ns}/{repo}/autoprunepolicy/",          N::RepoAdmin,    201, A::AddRepoPolicy),
     m("DELETE", "/api/v1/repository/{ns}/{repo}/autoprunepolicy/{id}",      N::RepoAdmin,    204, A::DeleteRepoPolicy),
@@ -1501,9 +1519,43 @@ impl Matrix {
                 };
                 Req::to(format!("/api/v1/user/quota/{id}"))
             }
+            Act::SetRepoScanPolicy
+            | Act::DeleteRepoScanPolicy
+            | Act::SetOrgScanPolicy
+            | Act::DeleteOrgScanPolicy => {
+                let path = match act {
+                    Act::SetRepoScanPolicy | Act::DeleteRepoScanPolicy => {
+                        let vis = vis.expect("a row on a repository");
+                        let repo = self.throwaway_repo(vis).await;
+                        format!("/api/v1/repository/{repo}/scanpolicy")
+                    }
+                    _ => {
+                        let org = self.throwaway_org().await;
+                        format!("/api/v1/organization/{org}/scanpolicy")
+                    }
+                };
+                let policy =
+                    json!({ "block_severity": "Critical", "allowlist": ["CVE-2000-0001"] });
+                match act {
+                    Act::SetRepoScanPolicy | Act::SetOrgScanPolicy => Req::to(path).json(policy),
+                    _ => {
+                        self.admin(Method::PUT, &path, Some(policy), 200).await;
+                        Req::to(path)
+                    }
+                }
+            }
             Act::Ping => Req::to("/v2/"),
             Act::Catalog => Req::to("/v2/_catalog"),
             Act::Tags => Req::to(format!("/v2/{}/tags/list", repo())).repo(repo()),
+            Act::ManifestScan => {
+                let Route::Management(path) = row.route else {
+                    panic!("{row:?}: a management route")
+                };
+                Req::to(
+                    path.replace("{ns}/{repo}", repo())
+                        .replace("{digest}", &image().manifest.to_string()),
+                )
+            }
             Act::Manifest => Req::to(format!("/v2/{}/manifests/v1", repo()))
                 .header("accept", OCI_MANIFEST.to_owned())
                 .repo(repo()),

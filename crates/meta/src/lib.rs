@@ -9,6 +9,7 @@ mod identity;
 mod jobs;
 mod lifecycle;
 mod quota;
+mod scan;
 mod sql;
 mod sql_identity;
 mod sql_lifecycle;
@@ -31,6 +32,10 @@ pub use lifecycle::{
     RepositoryCollected, RepositoryCutoffs, RetentionPolicy, TagOptions, TagRecord, UnreachableFn,
 };
 pub use quota::{NamespaceQuota, QuotaLimit, QuotaLimitChange, QuotaLimitKind, QuotaStore};
+pub use scan::{
+    LayerIndexRow, ManifestScan, ScanPolicy, ScanStatus, ScanStore, VulnerabilityImport,
+    VulnerabilityRecord,
+};
 pub use sql::{SqlMetaStore, SqlOptions};
 
 #[derive(Debug, thiserror::Error)]

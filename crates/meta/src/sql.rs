@@ -33,6 +33,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("schema/sqlite/0006_audit.sql")),
     (7, include_str!("schema/sqlite/0007_retention.sql")),
     (8, include_str!("schema/sqlite/0008_quotas.sql")),
+    (9, include_str!("schema/sqlite/0009_security.sql")),
     (10, include_str!("schema/sqlite/0010_immutable_expiry.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
@@ -47,6 +48,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("schema/postgres/0006_audit.sql")),
     (7, include_str!("schema/postgres/0007_retention.sql")),
     (8, include_str!("schema/postgres/0008_quotas.sql")),
+    (9, include_str!("schema/postgres/0009_security.sql")),
     (
         10,
         include_str!("schema/postgres/0010_immutable_expiry.sql"),

@@ -62,6 +62,8 @@ pub enum RegistryError {
     Busy,
     #[error("the request body could not be read: {0}")]
     Body(std::io::Error),
+    #[error("pull refused by the vulnerability policy: {0}")]
+    PullDenied(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -116,7 +118,7 @@ impl RegistryError {
             RegistryError::ManifestReferencesMissing(_) => ErrorCode::ManifestBlobUnknown,
             RegistryError::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
             RegistryError::Body(_) => ErrorCode::BlobUploadInvalid,
-            RegistryError::TagImmutable(_) => ErrorCode::Denied,
+            RegistryError::TagImmutable(_) | RegistryError::PullDenied(_) => ErrorCode::Denied,
             // As Quay and Harbor answer: the push is refused, whoever pushes.
             RegistryError::QuotaExceeded { .. } => ErrorCode::Denied,
             RegistryError::NotInHistory { .. } => ErrorCode::ManifestUnknown,

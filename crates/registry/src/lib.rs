@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark_events::{EventSink, LogSink};
-use bulwark_meta::MetaStore;
-use bulwark_oci::{OciError, RepoName};
+use bulwark_meta::{MetaError, MetaStore};
+use bulwark_oci::{Digest, OciError, ParsedManifest, RepoName};
 use bulwark_storage::BlobStore;
 
 pub use bulwark_meta::{
@@ -74,6 +74,28 @@ pub struct Registry {
     lifecycle: LifecycleSettings,
     /// Where lifecycle changes and collections are reported.
     events: Arc<dyn EventSink>,
+    /// Told of every manifest stored (vulnerability scanning queues its scans there).
+    observers: Vec<Arc<dyn ManifestObserver>>,
+    /// Asked before a manifest is served (the vulnerability policy).
+    pull_gate: Option<Arc<dyn PullGate>>,
+}
+
+/// Decides whether a stored manifest may be served: `Some(reason)` refuses the pull
+/// (`DENIED`, naming the reason); an error fails the request rather than letting it by.
+#[async_trait::async_trait]
+pub trait PullGate: Send + Sync + 'static {
+    async fn refuse_pull(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<String>, MetaError>;
+}
+
+/// Learns of each manifest once it is stored. Called after the push succeeded and before
+/// it is answered; it must not fail the push (log instead) and should be quick.
+#[async_trait::async_trait]
+pub trait ManifestObserver: Send + Sync + 'static {
+    async fn manifest_stored(&self, repo: &RepoName, digest: &Digest, manifest: &ParsedManifest);
 }
 
 impl Registry {
@@ -85,6 +107,8 @@ impl Registry {
             upload_locks: uploads::UploadLocks::default(),
             lifecycle: LifecycleSettings::default(),
             events: Arc::new(LogSink),
+            observers: Vec::new(),
+            pull_gate: None,
         }
     }
 
@@ -95,6 +119,16 @@ impl Registry {
 
     pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
         self.events = events;
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn ManifestObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    pub fn with_pull_gate(mut self, gate: Arc<dyn PullGate>) -> Self {
+        self.pull_gate = Some(gate);
         self
     }
 

@@ -115,6 +115,9 @@ impl Registry {
         if let Some(admitted) = admitted {
             self.warn_after_push(repo, admitted).await?;
         }
+        for observer in &self.observers {
+            observer.manifest_stored(repo, &digest, &parsed).await;
+        }
         Ok(ManifestPut { digest, subject })
     }
 
@@ -131,6 +134,11 @@ impl Registry {
         };
         if !accepts(accept, &m.media_type) {
             return Err(RegistryError::ManifestNotAcceptable);
+        }
+        if let Some(gate) = &self.pull_gate
+            && let Some(reason) = gate.refuse_pull(repo, &m.digest).await?
+        {
+            return Err(RegistryError::PullDenied(reason));
         }
         Ok(m)
     }

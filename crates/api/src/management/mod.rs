@@ -21,6 +21,7 @@ mod quota;
 mod repos;
 mod retention;
 mod robots;
+mod security;
 mod tags;
 mod tokens;
 mod users;
@@ -262,6 +263,53 @@ fn table() -> Vec<Route> {
             tags::org_delete_rule,
         ),
         route(M::POST, "/api/v1/superuser/gc", tags::gc),
+        // Vulnerability scans of a manifest.
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/manifest/{digest}/security",
+            security::quay,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/manifest/{digest}/report",
+            security::report,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/manifest/{digest}/sbom",
+            security::sbom,
+        ),
+        // Pull policies on vulnerabilities.
+        route(
+            M::GET,
+            "/api/v1/organization/{org}/scanpolicy",
+            security::org_policy,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/organization/{org}/scanpolicy",
+            security::set_org_policy,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/organization/{org}/scanpolicy",
+            security::delete_org_policy,
+        ),
+        route(
+            M::GET,
+            "/api/v1/repository/{ns}/{repo}/scanpolicy",
+            security::repo_policy,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/repository/{ns}/{repo}/scanpolicy",
+            security::set_repo_policy,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/repository/{ns}/{repo}/scanpolicy",
+            security::delete_repo_policy,
+        ),
         // Retention (auto-prune) policies.
         route(
             M::GET,
