@@ -101,6 +101,7 @@ pub struct Security {
     settings: Settings,
     database: vulndb::DatabaseCache,
     layer_locks: scan::LayerLocks,
+    policies: policy::PolicyCache,
 }
 
 impl Security {
@@ -117,6 +118,7 @@ impl Security {
             settings,
             database: vulndb::DatabaseCache::default(),
             layer_locks: scan::LayerLocks::default(),
+            policies: policy::PolicyCache::default(),
         }
     }
 

@@ -3,6 +3,10 @@
 //! severity, but for allowlisted ids. Images without a successful scan are not refused: a
 //! policy judges findings, and an unscanned image has none yet.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use bulwark_events::{Actor, Event, Origin};
 use bulwark_meta::{MetaError, ScanPolicy, ScanStatus, now_millis};
 use bulwark_oci::{Digest, RepoName};
@@ -11,6 +15,45 @@ use bulwark_scanner::{Grade, Severity};
 
 use crate::report::StoredFinding;
 use crate::{Security, SecurityError};
+
+/// How long a node keeps the policy it read for a repository: every manifest GET asks,
+/// and a policy changed on another node applies there within this time (at once on the
+/// node that changed it).
+const POLICY_TTL: Duration = Duration::from_secs(5);
+
+/// Repositories whose policy is kept at once; beyond, the cache starts over.
+const POLICY_CACHE_ENTRIES: usize = 10_000;
+
+/// The effective policy per repository, read at most once per [`POLICY_TTL`].
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    entries: Mutex<HashMap<String, (Instant, Option<ScanPolicy>)>>,
+}
+
+impl PolicyCache {
+    fn get(&self, repository: &str, now: Instant) -> Option<Option<ScanPolicy>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(repository)
+            .filter(|(read, _)| now.duration_since(*read) < POLICY_TTL)
+            .map(|(_, policy)| policy.clone())
+    }
+
+    fn put(&self, repository: &str, policy: Option<ScanPolicy>, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= POLICY_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(repository.to_owned(), (now, policy));
+    }
+
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
 
 /// Ids an allowlist may hold, and the length of one: inputs have limits.
 const MAX_ALLOWLIST: usize = 1_000;
@@ -130,6 +173,7 @@ impl Security {
             updated_at: now_millis(),
         };
         self.store.set_scan_policy(&policy).await?;
+        self.policies.clear();
         let event = Event::new("scan_policy.set", actor, origin).details(serde_json::json!({
             "max_grade": policy.max_grade,
             "block_severity": policy.block_severity,
@@ -154,6 +198,7 @@ impl Security {
             .store
             .delete_scan_policy(namespace, repository.map_or("", RepoName::as_str))
             .await?;
+        self.policies.clear();
         if deleted {
             let event = Event::new("scan_policy.delete", actor, origin);
             self.emit(match repository {
@@ -172,11 +217,19 @@ impl PullGate for Security {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<String>, MetaError> {
-        let Some(policy) = self
-            .store
-            .effective_scan_policy(bulwark_oci::namespace_of(repo.as_str()), repo.as_str())
-            .await?
-        else {
+        let now = Instant::now();
+        let policy = match self.policies.get(repo.as_str(), now) {
+            Some(policy) => policy,
+            None => {
+                let policy = self
+                    .store
+                    .effective_scan_policy(bulwark_oci::namespace_of(repo.as_str()), repo.as_str())
+                    .await?;
+                self.policies.put(repo.as_str(), policy.clone(), now);
+                policy
+            }
+        };
+        let Some(policy) = policy else {
             return Ok(None);
         };
         let Some(scan) = self
@@ -222,6 +275,29 @@ mod tests {
             allowlist: allow.iter().map(|s| s.to_string()).collect(),
             updated_at: 0,
         }
+    }
+
+    #[test]
+    fn policies_are_kept_briefly_and_dropped_on_change() {
+        let cache = PolicyCache::default();
+        let t0 = Instant::now();
+        assert_eq!(cache.get("acme/app", t0), None);
+        cache.put("acme/app", Some(policy(Some("C"), None, &[])), t0);
+        cache.put("acme/web", None, t0);
+        assert!(
+            cache
+                .get("acme/app", t0 + POLICY_TTL / 2)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            cache.get("acme/web", t0),
+            Some(None),
+            "no policy is kept too"
+        );
+        assert_eq!(cache.get("acme/app", t0 + POLICY_TTL), None, "expired");
+        cache.clear();
+        assert_eq!(cache.get("acme/web", t0), None);
     }
 
     #[test]
