@@ -1031,3 +1031,111 @@ async fn cli_retention_commands_locally_and_remotely() {
     );
     assert_eq!(ok(true, &["retention", "list", "admin"]), json!([]));
 }
+
+/// The superuser's log entries of `kind`, waiting for the writer's flush until one
+/// satisfies `found`.
+async fn logged(lab: &Lab, kind: &str, found: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let page = lab
+            .expect(
+                Method::GET,
+                &format!("/superuser/logs?kind={kind}&limit=100"),
+                None,
+                200,
+            )
+            .await;
+        if let Some(entry) = page["logs"].as_array().unwrap().iter().find(|e| found(e)) {
+            return entry.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {kind} entry: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_lifecycle_change_is_in_the_action_log() {
+    let lab = Lab::start(&[]);
+    let by_admin_on = |repository: Option<&'static str>, target: Option<String>| {
+        move |e: &Value| {
+            e["performer"]["name"] == "admin"
+                && e["repository"].as_str() == repository
+                && (target.is_none() || e["target"].as_str() == target.as_deref())
+        }
+    };
+    lab.push_ok("logged", 1).await;
+    let tag = format!("/repository/{REPO}/tag/logged");
+    lab.expect(
+        Method::PUT,
+        &tag,
+        Some(json!({ "expiration": now_secs() + 600 })),
+        204,
+    )
+    .await;
+    logged(
+        &lab,
+        "tag.expiration",
+        by_admin_on(Some(REPO), Some("logged".into())),
+    )
+    .await;
+    lab.expect(Method::PUT, &tag, Some(json!({ "immutable": true })), 204)
+        .await;
+    let entry = logged(
+        &lab,
+        "tag.immutability",
+        by_admin_on(Some(REPO), Some("logged".into())),
+    )
+    .await;
+    assert_eq!(entry["metadata"]["immutable"], true, "{entry}");
+
+    // Rules and policies, each created and deleted.
+    let rules = format!("/repository/{REPO}/immutabilityrules");
+    let rule = lab
+        .expect(
+            Method::POST,
+            &rules,
+            Some(json!({ "tag_pattern": "x" })),
+            201,
+        )
+        .await;
+    let id = rule["id"].as_i64().unwrap().to_string();
+    lab.expect(Method::DELETE, &format!("{rules}/{id}"), None, 204)
+        .await;
+    for kind in ["immutability_rule.create", "immutability_rule.delete"] {
+        logged(&lab, kind, by_admin_on(None, Some(id.clone()))).await;
+    }
+    let policies = "/organization/admin/autoprunepolicy/";
+    let policy = lab
+        .expect(
+            Method::POST,
+            policies,
+            Some(json!({ "method": "number_of_tags", "value": 1, "tagPattern": "pr-.*" })),
+            201,
+        )
+        .await;
+    lab.push_ok("pr-1", 2).await;
+    lab.push_ok("pr-2", 3).await;
+    lab.expect(Method::POST, &format!("{policies}run"), None, 200)
+        .await;
+    logged(&lab, "tag.prune", |e| {
+        e["repository"] == REPO && e["target"] == "pr-1"
+    })
+    .await;
+    let policy_id = policy["id"].as_i64().unwrap().to_string();
+    lab.expect(Method::DELETE, &format!("{policies}{policy_id}"), None, 204)
+        .await;
+    for kind in ["retention_policy.create", "retention_policy.delete"] {
+        logged(&lab, kind, by_admin_on(None, Some(policy_id.clone()))).await;
+    }
+    lab.expect(
+        Method::PUT,
+        "/organization/admin/timemachine",
+        Some(json!({ "tag_expiration_s": 86_400 })),
+        200,
+    )
+    .await;
+    logged(&lab, "namespace.time_machine", by_admin_on(None, None)).await;
+}
