@@ -119,13 +119,19 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v2/auth", get(token::get).post(token::post))
+        .route(
+            "/v2/auth",
+            metrics::named(get(token::get).post(token::post), "/v2/auth"),
+        )
         .route("/v2", any(v2::dispatch))
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*path}", any(v2::dispatch))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(render_metrics))
+        .route(
+            "/healthz",
+            metrics::named(get(|| async { "ok" }), "/healthz"),
+        )
+        .route("/readyz", metrics::named(get(ready), "/readyz"))
+        .route("/metrics", metrics::named(get(render_metrics), "/metrics"))
         .merge(management::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::routing::MethodRouter;
 use tracing::Instrument;
 
 use crate::AppState;
@@ -14,6 +15,20 @@ use crate::AppState;
 /// The route a response answered, set by the handler for labelling metrics.
 #[derive(Clone, Copy)]
 pub struct RouteName(pub &'static str);
+
+/// Labels the responses of `router` with its path template `name`, for metrics and the
+/// access log (requests no route names are labelled `other`).
+pub fn named<S>(router: MethodRouter<S>, name: &'static str) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(axum::middleware::map_response(
+        move |mut resp: Response| async move {
+            resp.extensions_mut().insert(RouteName(name));
+            resp
+        },
+    ))
+}
 
 const REQUEST_ID: &str = "x-request-id";
 

@@ -103,6 +103,9 @@ async fn health_metrics_and_request_ids() {
     assert_eq!(mine.headers()["x-request-id"], "trace-42");
     let missing = get("/v2/nope/manifests/latest").await.unwrap();
     assert_eq!(missing.status(), 404);
+    // The token endpoint and health checks are counted under their own routes.
+    get("/v2/auth").await.unwrap();
+    get("/healthz").await.unwrap();
 
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     let line = metrics
@@ -116,6 +119,12 @@ async fn health_metrics_and_request_ids() {
     let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 3.0, "{line}");
     assert!(metrics.contains("route=\"manifest_get\""));
+    for route in ["/v2/auth", "/healthz"] {
+        assert!(
+            metrics.contains(&format!("route=\"{route}\"")),
+            "{route} unlabelled:\n{metrics}"
+        );
+    }
     assert!(metrics.contains("status=\"404\""));
     assert!(metrics.contains("bulwark_http_request_duration_seconds_bucket"));
     assert!(metrics.contains("bulwark_http_response_bytes_total"));

@@ -37,7 +37,7 @@ use bulwark_auth::{Action, Resource};
 use crate::AppState;
 use crate::auth::{Caller, require};
 use crate::jobs;
-use crate::metrics::RouteName;
+use crate::metrics::named;
 use crate::problem::Problem;
 
 /// The OpenAPI 3.1 document of these routes.
@@ -61,13 +61,7 @@ where
     T: 'static,
 {
     let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
-    // The path template labels the request's metrics and access log line.
-    let handler = on(filter, handler).layer(axum::middleware::map_response(
-        move |mut resp: Response| async move {
-            resp.extensions_mut().insert(RouteName(path));
-            resp
-        },
-    ));
+    let handler = named(on(filter, handler), path);
     Route {
         #[cfg(test)]
         method,
