@@ -223,20 +223,14 @@ impl Filter {
 
 async fn open(o: &Overrides) -> Result<Arc<SqlMetaStore>> {
     let config = Config::load(o)?;
-    let store = if config.database.url.is_empty() {
-        // Opening would create an empty database; a missing one means a wrong directory.
-        if !config.sqlite_path().exists() {
-            bail!(
-                "no registry database at {}: give the data directory with --data-dir or the \
-                 configuration with --config, as for `bulwark serve`",
-                config.sqlite_path().display()
-            );
-        }
-        SqlMetaStore::open_sqlite(&config.sqlite_path(), &config.sql_options()).await
-    } else {
-        SqlMetaStore::open(&config.database.url, &config.sql_options()).await
-    };
-    Ok(Arc::new(store.context("opening the metadata database")?))
+    if !crate::serve::has_database(&config) {
+        bail!(
+            "no registry database at {}: give the data directory with --data-dir or the \
+             configuration with --config, as for `bulwark serve`",
+            config.sqlite_path().display()
+        );
+    }
+    crate::serve::open_meta(&config).await
 }
 
 pub fn run(command: LogsCommand) -> Result<()> {

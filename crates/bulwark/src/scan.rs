@@ -8,14 +8,20 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
+
+use crate::config::{Config, Overrides};
+use crate::serve;
 use bulwark_scanner::{Database, Date, Image, Limits, Platform, Report, sbom};
 
 #[derive(clap::Args)]
 pub struct ScanArgs {
     /// OSV vulnerability data: a .json, .jsonl or .zip file, or a directory of them.
-    /// Repeatable. Without it only the inventory is reported.
+    /// Repeatable. Without it, the data imported into the registry's database (`bulwark
+    /// vulndb import`, see --data-dir/--config); without either, only the inventory.
     #[arg(long = "vulndb", value_name = "PATH")]
     vulndb: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: Overrides,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// Grade as of this day (YYYY-MM-DD) instead of today.
@@ -77,11 +83,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
         max_file_bytes: args.max_file_bytes,
         ..Limits::default()
     };
-    let mut db = Database::new();
-    for path in &args.vulndb {
-        db.load(path)
-            .with_context(|| format!("loading vulnerability data {}", path.display()))?;
-    }
+    let db = vulnerability_data(&args)?;
     let platform = args.platform.clone().unwrap_or_else(Platform::current);
     let inventory = match args.reference.strip_prefix("docker://") {
         Some(remote) => {
@@ -131,6 +133,31 @@ fn short(digest: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
 }
 
+/// The `--vulndb` files, else what the registry's database holds, else nothing.
+fn vulnerability_data(args: &ScanArgs) -> anyhow::Result<Database> {
+    let mut db = Database::new();
+    for path in &args.vulndb {
+        db.load(path)
+            .with_context(|| format!("loading vulnerability data {}", path.display()))?;
+    }
+    if !args.vulndb.is_empty() {
+        return Ok(db);
+    }
+    let config = Config::load(&args.registry)?;
+    if !serve::has_database(&config) {
+        return Ok(db);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let meta = serve::open_meta(&config).await?;
+            bulwark_security::vulndb::load(meta.as_ref())
+                .await
+                .context("reading the registry's vulnerability data")
+        })
+}
+
 fn table(reference: &str, r: &Report, no_vulndb: bool) -> String {
     let mut out = String::new();
     let inv = &r.inventory;
@@ -157,7 +184,10 @@ fn table(reference: &str, r: &Report, no_vulndb: bool) -> String {
     out.push('\n');
     out.push_str(&columns(["TYPE", "NAME", "VERSION", "LAYER"], &rows));
     if no_vulndb {
-        out.push_str("\nNo vulnerability data given (--vulndb): inventory only.\n");
+        out.push_str(
+            "\nNo vulnerability data (--vulndb, or imported into the registry's database): \
+             inventory only.\n",
+        );
         return out;
     }
     let drop = r

@@ -110,7 +110,13 @@ pub(crate) async fn open_accounts(
     Ok((meta, accounts, action_log))
 }
 
-async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqlMetaStore>> {
+/// Whether the configured metadata database exists: a PostgreSQL URL, or the embedded
+/// database in the data directory (opening a missing one would create it empty).
+pub(crate) fn has_database(config: &Config) -> bool {
+    !config.database.url.is_empty() || config.sqlite_path().exists()
+}
+
+pub(crate) async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqlMetaStore>> {
     let meta = if config.database.url.is_empty() {
         SqlMetaStore::open_sqlite(&config.sqlite_path(), &config.sql_options()).await
     } else {

@@ -69,6 +69,64 @@ fn json_report_of_an_oci_layout_image() {
     assert_eq!(report["grade"]["next_drop_date"], "2024-01-03");
 }
 
+/// Without `--vulndb`, the data `bulwark vulndb import` put in the registry's database;
+/// with neither, the inventory alone.
+#[test]
+fn without_files_the_registrys_imported_data_is_used() {
+    let f = fixtures();
+    let image = format!("oci:{}:debian12-python", f.join("images").display());
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = scan(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = json(&["--data-dir", data_dir, "--format", "json", &image]);
+    assert!(before["vulnerabilities"].as_array().unwrap().is_empty());
+    assert!(
+        !data.path().join("meta.db").exists(),
+        "scanning created no database"
+    );
+
+    let import = Command::new(bulwark_bin())
+        .args(["vulndb", "import", "--data-dir", data_dir])
+        .arg(f.join("vulndb"))
+        .env("BULWARK_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let ids = |report: &serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = report["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let stored = json(&["--data-dir", data_dir, "--format", "json", &image]);
+    let vulndb = f.join("vulndb");
+    let files = json(&[
+        "--vulndb",
+        vulndb.to_str().unwrap(),
+        "--format",
+        "json",
+        &image,
+    ]);
+    assert_eq!(ids(&stored).len(), 5, "{stored}");
+    assert_eq!(ids(&stored), ids(&files));
+}
+
 #[test]
 fn table_and_errors() {
     let f = fixtures();

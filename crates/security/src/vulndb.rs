@@ -143,22 +143,7 @@ impl DatabaseCache {
         }
         // Records read while another import commits may be of the next generation: the
         // generation read first is the older one, so a re-match of the next still comes.
-        let mut database = Database::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .vulnerability_records(after.as_deref(), LOAD_PAGE)
-                .await?;
-            for r in &page {
-                database
-                    .add_json(&r.id, r.record.as_bytes())
-                    .map_err(|e| SecurityError::Corrupt(format!("stored record {}: {e}", r.id)))?;
-            }
-            match page.last() {
-                Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.id.clone()),
-                _ => break,
-            }
-        }
+        let database = load(store).await?;
         tracing::info!(
             generation,
             records = database.len(),
@@ -170,6 +155,27 @@ impl DatabaseCache {
         };
         *cached = Some(loaded.clone());
         Ok(loaded)
+    }
+}
+
+/// Every stored record as a matching database (also what `bulwark scan` matches with when
+/// given no files).
+pub async fn load(store: &dyn ScanStore) -> Result<Database, SecurityError> {
+    let mut database = Database::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .vulnerability_records(after.as_deref(), LOAD_PAGE)
+            .await?;
+        for r in &page {
+            database
+                .add_json(&r.id, r.record.as_bytes())
+                .map_err(|e| SecurityError::Corrupt(format!("stored record {}: {e}", r.id)))?;
+        }
+        match page.last() {
+            Some(last) if page.len() == LOAD_PAGE as usize => after = Some(last.id.clone()),
+            _ => return Ok(database),
+        }
     }
 }
 
