@@ -292,4 +292,36 @@ mod tests {
         );
         assert!(format_suffix(&url("http://h/feed"), &headers("text/html")).is_err());
     }
+
+    /// A body without `Content-Length` is counted as it streams and cut at the limit.
+    #[tokio::test]
+    async fn an_undeclared_body_is_refused_past_the_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/feed.jsonl",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let server = tokio::spawn(async move {
+            for body_len in [100usize, 101] {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 1024];
+                let _ = conn.read(&mut request).await.unwrap();
+                let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+                conn.write_all(head.as_bytes()).await.unwrap();
+                conn.write_all(&vec![b' '; body_len]).await.unwrap();
+            }
+        });
+        let downloads = Downloader::new(100, Duration::from_secs(10)).unwrap();
+        let download = downloads.fetch(&url).await.unwrap();
+        assert_eq!(std::fs::metadata(download.path()).unwrap().len(), 100);
+        assert!(download.path().to_string_lossy().ends_with(".jsonl"));
+        let err = downloads.fetch(&url).await.err().unwrap();
+        assert!(
+            format!("{err:#}").contains("larger than 100 bytes"),
+            "{err:#}"
+        );
+        server.await.unwrap();
+    }
 }
