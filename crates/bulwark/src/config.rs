@@ -9,6 +9,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::vulndb_source::{Downloader, Source};
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -161,10 +163,15 @@ pub struct Lifecycle {
 pub struct Scanner {
     /// Scan every image pushed (a background job per manifest).
     pub enabled: bool,
-    /// OSV sources (files `.json`/`.jsonl`/`.zip` or directories) imported every
-    /// `import_every_secs`; an import that changes nothing changes nothing.
-    pub vulndb: Vec<PathBuf>,
+    /// OSV sources imported every `import_every_secs`: paths (files `.json`/`.jsonl`/`.zip`
+    /// or directories) or `http(s)://` URLs of one such file. An import that changes
+    /// nothing changes nothing; a source that fails is logged and tried next period.
+    pub vulndb: Vec<Source>,
     pub import_every_secs: u64,
+    /// Bytes of one download of a URL source.
+    pub max_download_bytes: u64,
+    /// Seconds one download of a URL source may take.
+    pub download_timeout_secs: u64,
     /// Seconds between prunings of the scans of manifests and layers garbage collection
     /// removed.
     pub prune_every_secs: u64,
@@ -418,6 +425,8 @@ impl Default for Config {
                     enabled: true,
                     vulndb: Vec::new(),
                     import_every_secs: 3600,
+                    max_download_bytes: 1 << 30,
+                    download_timeout_secs: 600,
                     prune_every_secs: 3600,
                     max_layers: l.max_layers,
                     max_layer_bytes: l.max_layer_bytes,
@@ -535,6 +544,14 @@ impl Config {
                 max_header_bytes: s.max_header_bytes,
             },
         }
+    }
+
+    /// The downloader of URL sources of vulnerability data, with the configured limits.
+    pub fn vulndb_downloader(&self) -> anyhow::Result<Downloader> {
+        Downloader::new(
+            self.scanner.max_download_bytes,
+            Duration::from_secs(self.scanner.download_timeout_secs.max(1)),
+        )
     }
 
     pub fn sql_options(&self) -> bulwark_meta::SqlOptions {
@@ -752,5 +769,39 @@ mod tests {
         Config::default()
             .lifecycle_settings()
             .expect("the defaults are consistent");
+    }
+
+    #[test]
+    fn vulndb_sources_are_paths_or_http_urls_and_other_schemes_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "b.toml",
+                "[scanner]\nvulndb = [\"/srv/osv\", \"https://osv.example/PyPI/all.zip\"]\n\
+                 max_download_bytes = 1000\n",
+            )?;
+            let o = Overrides {
+                config: Some("b.toml".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(&o).expect("loads");
+            assert_eq!(
+                c.scanner.vulndb,
+                [
+                    Source::Path("/srv/osv".into()),
+                    Source::Url("https://osv.example/PyPI/all.zip".parse().unwrap())
+                ]
+            );
+            assert_eq!(c.scanner.max_download_bytes, 1000);
+            let printed = toml::to_string(&c).expect("prints");
+            assert!(
+                printed.contains("https://osv.example/PyPI/all.zip"),
+                "{printed}"
+            );
+
+            jail.set_env("BULWARK_SCANNER__VULNDB", "[\"ftp://osv.example/all.zip\"]");
+            let err = Config::load(&o).unwrap_err().to_string();
+            assert!(err.contains("ftp://"), "{err}");
+            Ok(())
+        });
     }
 }

@@ -244,7 +244,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .handle(PURGE_UPLOADS, Arc::new(PurgeUploads(registry.clone())))
         .every(PURGE_UPLOADS, purge_every);
     let runner = crate::lifecycle::jobs(runner, &config.lifecycle, registry.clone());
-    let runner = crate::security::jobs(runner, &config.scanner, security);
+    let runner = crate::security::jobs(runner, &config, security)?;
     let mut jobs = crate::logs::jobs(runner, &config.audit, meta.clone(), keys).start(jobs_stopped);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);

@@ -392,6 +392,8 @@ enum Act {
     /// The vulnerability scan of the fixture image (Quay's shape, the report, the SBOM —
     /// a conflict: its layer is no tar, so it has no successful scan).
     ManifestScan,
+    /// One OSV record, imported (again: it changes nothing after the first).
+    ImportVulndb,
     Ping,
     Catalog,
     Tags,
@@ -444,7 +446,7 @@ impl Row {
 /// route by its label, the token service), what it needs, its status when allowed, and the
 /// request ([`Matrix::prepare`]).
 #[rustfmt::skip]
-const TABLE: [Row; 127] = [
+const TABLE: [Row; 128] = [
     m("GET",    "/api/v1/openapi.json",                                     N::Nothing,      200, A::Route),
     m("GET",    "/api/v1/user/",                                            N::OwnAccount,   200, A::Route),
     m("POST",   "/api/v1/user/",                                            N::Registration, 201, A::Register),
@@ -532,6 +534,7 @@ const TABLE: [Row; 127] = [
     m("DELETE", "/api/v1/organization/{org}/autoprunepolicy/{id}",          N::OrgAdmin,     204, A::DeleteOrgPolicy),
     m("POST",   "/api/v1/organization/{org}/autoprunepolicy/run",           N::OrgAdmin,     200, A::RunRetention),
     m("POST",   "/api/v1/superuser/gc",                                     N::Superuser,    200, A::Route),
+    m("POST",   "/api/v1/superuser/vulndb",                                 N::Superuser,    200, A::ImportVulndb),
     m("GET",    "/api/v1/organization/{org}/quota",                         N::OrgView,      200, A::Route),
     m("POST",   "/api/v1/organization/{org}/quota",                         N::Superuser,    201, A::Quota),
     m("GET",    "/api/v1/organization/{org}/quota/{quota_id}",              N::OrgView,      200, A::Quota),
@@ -1197,6 +1200,11 @@ impl Matrix {
                     None => path,
                 })
             }
+            Act::ImportVulndb => Req::to("/api/v1/superuser/vulndb").json(json!([{
+                "id": "MATRIX-1",
+                "modified": "2024-01-01T00:00:00Z",
+                "affected": [{ "package": { "ecosystem": "PyPI", "name": "matrix" }, "versions": ["1.0"] }],
+            }])),
             Act::Register => Req::to("/api/v1/user/").json(
                 json!({ "username": self.unique("zreg"), "password": "registered-password" }),
             ),

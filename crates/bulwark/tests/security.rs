@@ -32,8 +32,17 @@ struct Client {
 
 impl Client {
     fn start(env: &[(&str, &str)]) -> Client {
+        Client::over(TestServer::start_with(bulwark_bin(), &[], env), env)
+    }
+
+    /// [`start`](Self::start), the server's log kept for reading.
+    fn start_with_log(env: &[(&str, &str)]) -> Client {
+        Client::over(TestServer::start_with_log(bulwark_bin(), &[], env), env)
+    }
+
+    fn over(server: TestServer, env: &[(&str, &str)]) -> Client {
         Client {
-            server: TestServer::start_with(bulwark_bin(), &[], env),
+            server,
             http: http(),
             env: env
                 .iter()
@@ -480,7 +489,7 @@ async fn scan_and_rematch(env: &[(&str, &str)]) {
     let out = c.import_vulndb();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains("0 records added, 0 updated") && printed.contains("generation 1"),
+        printed.contains(": 0 added, 0 updated") && printed.contains("generation 1"),
         "{printed}"
     );
 }
@@ -640,5 +649,243 @@ async fn a_layer_shared_by_images_scanned_at_once_is_read_once() {
         c.layers_indexed().await,
         2.0,
         "two distinct layers, each read once"
+    );
+}
+
+/// `python3 -m http.server` serving a directory: a real HTTP server (`Last-Modified`,
+/// `If-Modified-Since` answered with 304), its request log kept. Killed when dropped.
+struct FileServer {
+    child: std::process::Child,
+    log: PathBuf,
+    url: String,
+}
+
+impl FileServer {
+    fn start(dir: &std::path::Path, log: PathBuf) -> FileServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("python3 -m http.server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40001 (http://127.0.0.1:40001/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no port in {line:?}"))
+            .to_owned();
+        FileServer {
+            child,
+            log,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Requests of `path` answered with `status`, from the request log.
+    fn answered(&self, path: &str, status: u16) -> usize {
+        let needle = format!("\"GET /{path} HTTP/1.1\" {status} ");
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .matches(&needle)
+            .count()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fixtures' vulnerability files in a directory of their own, to serve.
+fn feed_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("vulndb")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+const FEEDS: [&str; 3] = ["osv-Alpine.jsonl", "osv-Debian.jsonl", "osv-PyPI.jsonl"];
+
+/// URL sources of the periodic import, beside an unreachable one and one too large: each
+/// feed imported once and re-checked with one 304 a period, the findings those of the
+/// files, the failures logged with their URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn url_sources_are_downloaded_imported_and_rechecked_with_304s() {
+    const LIMIT: u64 = 1_000_000;
+    let feed = feed_dir();
+    std::fs::write(
+        feed.path().join("huge.jsonl"),
+        vec![b' '; LIMIT as usize + 1],
+    )
+    .unwrap();
+    let log_dir = tempfile::tempdir().unwrap();
+    let files = FileServer::start(feed.path(), log_dir.path().join("http.log"));
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = format!("http://{closed}/osv.jsonl");
+    let huge = format!("{}/huge.jsonl", files.url);
+    let mut sources = vec![unreachable.clone(), huge.clone()];
+    sources.extend(FEEDS.iter().map(|f| format!("{}/{f}", files.url)));
+    let sources = serde_json::to_string(&sources).unwrap();
+    let limit = LIMIT.to_string();
+    let c = Client::start_with_log(&[
+        ("BULWARK_SCANNER__VULNDB", &sources),
+        ("BULWARK_SCANNER__IMPORT_EVERY_SECS", "1"),
+        // One job at a time: a period never overlaps the one before.
+        ("BULWARK_JOBS__WORKERS", "1"),
+        ("BULWARK_SCANNER__MAX_DOWNLOAD_BYTES", &limit),
+    ]);
+
+    let python = c.push_skopeo("debian12-python", "feed/python").await;
+    let want = expected_python_matches();
+    let report = c
+        .report("feed/python", &python, |r| findings(r) == want)
+        .await;
+    assert_eq!(report["status"], "scanned", "{report}");
+
+    // Unchanged feeds answer 304 in the next periods, and nothing is imported again.
+    let started = Instant::now();
+    while FEEDS.iter().any(|f| files.answered(f, 304) < 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no conditional requests answered 304"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for f in FEEDS {
+        assert_eq!(files.answered(f, 200), 1, "{f} downloaded once");
+    }
+    // The action log is written in batches: its entries of the first imports are there
+    // within a flush.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, page) = c
+        .get("/api/v1/superuser/logs?kind=vulnerability_data.import&limit=100")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let imports = page["logs"].as_array().unwrap();
+    let mut imported: Vec<_> = imports
+        .iter()
+        .map(|e| e["metadata"]["source"].as_str().unwrap().to_owned())
+        .collect();
+    imported.sort();
+    let mut want_sources: Vec<_> = FEEDS.iter().map(|f| format!("{}/{f}", files.url)).collect();
+    want_sources.sort();
+    assert_eq!(imported, want_sources, "each feed imported once: {page}");
+    let generations: BTreeSet<_> = imports
+        .iter()
+        .map(|e| e["metadata"]["generation"].as_i64().unwrap())
+        .collect();
+    assert_eq!(generations, BTreeSet::from([1, 2, 3]), "{page}");
+
+    // The failing sources are logged, with their URL, every period.
+    let log = c.server.log();
+    let failures = |url: &str| {
+        log.lines()
+            .filter(|l| l.contains("importing vulnerability data failed") && l.contains(url))
+            .count()
+    };
+    assert!(failures(&unreachable) >= 2, "{log}");
+    assert!(failures(&huge) >= 2, "{log}");
+    assert!(log.contains(&format!("larger than {LIMIT} bytes")), "{log}");
+}
+
+/// `bulwark vulndb import URL --server …`: downloaded by the CLI, imported by the server as
+/// a superuser; refused (403) to a user who is not one.
+#[tokio::test(flavor = "multi_thread")]
+async fn vulndb_import_through_the_management_api_takes_a_superuser() {
+    let feed = feed_dir();
+    let log_dir = tempfile::tempdir().unwrap();
+    let files = FileServer::start(feed.path(), log_dir.path().join("http.log"));
+    let c = Client::start(&[]);
+    let resp = c
+        .http
+        .post(format!("{}/api/v1/superuser/users/", c.server.url))
+        .json(&json!({ "username": "reader", "password": "reader-password-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        201,
+        "{}",
+        resp.text().await.unwrap()
+    );
+
+    let import = |user: &str, password: &str, source: &str| {
+        std::process::Command::new(bulwark_bin())
+            .args(["vulndb", "import", source, "--server", &c.server.url])
+            .args(["--username", user, "--format", "json"])
+            .env("BULWARK_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let pypi = format!("{}/osv-PyPI.jsonl", files.url);
+    let refused = import("reader", "reader-password-1", &pypi);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+
+    let out = import("admin", bulwark_testkit::ADMIN_PASSWORD, &pypi);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary,
+        json!({ "records": 254, "added": 254, "updated": 0, "unchanged": 0, "generation": 1 })
+    );
+    // A local file the same way, imported again: nothing changes.
+    let path = fixtures().join("vulndb/osv-PyPI.jsonl");
+    let out = import(
+        "admin",
+        bulwark_testkit::ADMIN_PASSWORD,
+        path.to_str().unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["unchanged"], 254, "{summary}");
+    assert_eq!(summary["generation"], 1, "{summary}");
+
+    // Not OSV: a problem, nothing imported.
+    let resp = c
+        .http
+        .post(format!("{}/api/v1/superuser/vulndb", c.server.url))
+        .body(r#"[{"id": 1}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let problem: Value = resp.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("request body"),
+        "{problem}"
     );
 }

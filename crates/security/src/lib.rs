@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use bulwark_events::{Actor, Event, EventSink, Origin};
 use bulwark_meta::{
-    JobStore, MetaError, MetaStore, NewJob, ScanStore, VulnerabilityImport, now_millis,
+    JobStore, MetaError, MetaStore, NewJob, ScanStore, VulnerabilityImport, VulnerabilityRecord,
+    now_millis,
 };
 use bulwark_oci::{Digest, ManifestKind, ParsedManifest, RepoName};
 use bulwark_registry::ManifestObserver;
@@ -155,11 +156,12 @@ impl Security {
         Ok(())
     }
 
-    /// Imports the OSV records at `path` (see [`vulndb::read_records`]). An import that
-    /// changes something advances the data's generation and queues a re-match.
+    /// Imports the OSV records at `path` (see [`vulndb::read_records`]); `source` names
+    /// where they came from (the path, or the URL the file was downloaded from).
     pub async fn import(
         &self,
         path: &Path,
+        source: &str,
         actor: Actor,
         origin: Origin,
     ) -> Result<VulnerabilityImport, SecurityError> {
@@ -167,10 +169,22 @@ impl Security {
         let records = tokio::task::spawn_blocking(move || vulndb::read_records(&owned))
             .await
             .map_err(|e| SecurityError::Internal(format!("reading vulnerability data: {e}")))??;
-        let outcome = self.store.import_vulnerabilities(&records).await?;
+        self.import_records(&records, source, actor, origin).await
+    }
+
+    /// Stores `records` (read from `source`). An import that changes something advances
+    /// the data's generation and queues a re-match.
+    pub async fn import_records(
+        &self,
+        records: &[VulnerabilityRecord],
+        source: &str,
+        actor: Actor,
+        origin: Origin,
+    ) -> Result<VulnerabilityImport, SecurityError> {
+        let outcome = self.store.import_vulnerabilities(records).await?;
         self.emit(
             Event::new("vulnerability_data.import", actor, origin).details(serde_json::json!({
-                "source": path.display().to_string(),
+                "source": source,
                 "records": records.len(),
                 "added": outcome.added,
                 "updated": outcome.updated,

@@ -14,8 +14,8 @@ use bulwark_scanner::osv::Record;
 
 use crate::SecurityError;
 
-/// One file, or one member of a zip, is read into memory whole: cap it.
-const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
+/// One file, one member of a zip or one request body is read into memory whole: cap it.
+pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
 
 /// Records per read when loading the database from the store.
 const LOAD_PAGE: u32 = 1_000;
@@ -26,6 +26,14 @@ const LOAD_PAGE: u32 = 1_000;
 pub fn read_records(path: &Path) -> Result<Vec<VulnerabilityRecord>, SecurityError> {
     let mut records = BTreeMap::new();
     read_path(path, &mut records)?;
+    Ok(records.into_values().collect())
+}
+
+/// Reads the OSV records of one document already in memory (a request body): a record, an
+/// array of records or JSON lines, by id; `source` names it in errors.
+pub fn parse_records(source: &str, data: &[u8]) -> Result<Vec<VulnerabilityRecord>, SecurityError> {
+    let mut records = BTreeMap::new();
+    read_document(source, data, &mut records)?;
     Ok(records.into_values().collect())
 }
 
@@ -209,6 +217,18 @@ mod tests {
             text,
             serde_json::from_str::<serde_json::Value>(RECORD).unwrap()
         );
+    }
+
+    #[test]
+    fn a_body_is_an_array_or_json_lines() {
+        let two = RECORD.replace("X-1", "X-2");
+        let array = parse_records("body", format!("[{RECORD}, {two}]").as_bytes()).unwrap();
+        let lines = parse_records("body", format!("{RECORD}\n{two}\n").as_bytes()).unwrap();
+        let ids = |r: &[VulnerabilityRecord]| r.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&array), ["X-1", "X-2"]);
+        assert_eq!(ids(&lines), ids(&array));
+        let err = parse_records("the body", b"{\"id\": 1}").unwrap_err();
+        assert!(err.to_string().contains("the body"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct TestServer {
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
+    /// Where the server's stderr (its log) goes, if not to the test's.
+    log: Option<PathBuf>,
     /// `http://127.0.0.1:PORT`
     pub url: String,
     /// `127.0.0.1:PORT`, as container tools want it.
@@ -54,15 +56,37 @@ impl TestServer {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> TestServer {
+        Self::start_inner(bin.as_ref(), extra_args, env, false)
+    }
+
+    /// [`start_with`](Self::start_with), the server's log kept for [`log`](Self::log)
+    /// rather than shown in the test's output.
+    pub fn start_with_log(
+        bin: impl AsRef<Path>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        Self::start_inner(bin.as_ref(), extra_args, env, true)
+    }
+
+    fn start_inner(
+        bin: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        keep_log: bool,
+    ) -> TestServer {
+        let data = tempfile::tempdir().expect("temp dir");
+        let log = keep_log.then(|| data.path().join("server.log"));
         let mut s = TestServer {
-            bin: bin.as_ref().to_owned(),
-            data: tempfile::tempdir().expect("temp dir"),
+            bin: bin.to_owned(),
+            data,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
+            log,
             url: String::new(),
             host: String::new(),
         };
@@ -72,6 +96,12 @@ impl TestServer {
 
     pub fn data_dir(&self) -> &Path {
         self.data.path()
+    }
+
+    /// What the server has logged so far (started with [`start_with_log`](Self::start_with_log)).
+    pub fn log(&self) -> String {
+        let path = self.log.as_ref().expect("started with start_with_log");
+        std::fs::read_to_string(path).expect("read the server log")
     }
 
     pub fn pid(&self) -> u32 {
@@ -90,7 +120,15 @@ impl TestServer {
             .env("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(match &self.log {
+                Some(path) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the server log")
+                    .into(),
+                None => Stdio::inherit(),
+            });
         let mut child = cmd.spawn().expect("start bulwark");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();

@@ -70,6 +70,15 @@ where
     }
 }
 
+impl Route {
+    /// A body limit of its own, for a route taking more than [`BODY_LIMIT`].
+    fn body_limit(mut self, bytes: u64) -> Route {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.handler = self.handler.layer(DefaultBodyLimit::max(bytes));
+        self
+    }
+}
+
 /// Every management route.
 fn table() -> Vec<Route> {
     use Method as M;
@@ -257,6 +266,8 @@ fn table() -> Vec<Route> {
             tags::org_delete_rule,
         ),
         route(M::POST, "/api/v1/superuser/gc", tags::gc),
+        route(M::POST, "/api/v1/superuser/vulndb", security::import_vulndb)
+            .body_limit(bulwark_security::vulndb::MAX_DOCUMENT_BYTES),
         // Vulnerability scans of a manifest.
         route(
             M::GET,

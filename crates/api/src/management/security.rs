@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use bulwark_auth::{Action, Resource};
 use bulwark_meta::ScanPolicy;
 use bulwark_oci::{Digest, RepoName};
-use bulwark_security::{PolicyRequest, SbomFormat, ScanReport, Security, StoredFinding};
+use bulwark_security::{
+    PolicyRequest, SbomFormat, ScanReport, Security, SecurityError, StoredFinding,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -390,4 +392,35 @@ pub(crate) async fn delete_repo_policy(
 
 fn namespace_of(name: &RepoName) -> &str {
     bulwark_oci::namespace_of(name.as_str())
+}
+
+/// `POST /api/v1/superuser/vulndb`: OSV records (a JSON array of records, or JSON lines)
+/// imported as `bulwark vulndb import` does; answers what the import read and changed.
+pub(crate) async fn import_vulndb(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
+    let security = security(&state)?;
+    let records = tokio::task::spawn_blocking(move || {
+        bulwark_security::vulndb::parse_records("the request body", &body)
+    })
+    .await
+    .map_err(|e| SecurityError::Internal(format!("reading vulnerability data: {e}")))??;
+    let outcome = security
+        .import_records(
+            &records,
+            "the management API",
+            caller.identity.actor(),
+            origin(&caller),
+        )
+        .await?;
+    Ok(Json(json!({
+        "records": records.len(),
+        "added": outcome.added,
+        "updated": outcome.updated,
+        "unchanged": outcome.unchanged,
+        "generation": outcome.generation,
+    })))
 }

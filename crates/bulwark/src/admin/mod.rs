@@ -32,7 +32,8 @@ use self::lifecycle::{
 };
 use self::local::Local;
 use self::quota::{QuotaCommand, Quotas};
-use self::remote::{Login, Remote};
+use self::remote::Login;
+pub(crate) use self::remote::Remote;
 use crate::config::{Config, Overrides};
 
 #[derive(Subcommand)]
@@ -147,7 +148,7 @@ pub struct Target {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
@@ -414,21 +415,14 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
     | AdminCommand::Quota { target, .. }
     | AdminCommand::Gc { target }) = &command;
     let target = target.clone();
+    let format = target.format;
     let stdin = Stdin {
         enabled: target.password_stdin,
     };
-    let output = match target.server {
-        Some(server) => {
-            let login = login(target.username, &stdin)?;
-            let remote = Remote::new(server, login, target.insecure)?;
-            execute(&remote, command, &stdin).await?
-        }
-        None => {
-            let config = Config::load(&Overrides {
-                config: target.config,
-                listen: None,
-                data_dir: target.data_dir,
-            })?;
+    let output = match target.connect_with(&stdin)? {
+        Connection::Remote(remote) => execute(&remote, command, &stdin).await?,
+        Connection::Local(overrides) => {
+            let config = Config::load(&overrides)?;
             crate::serve::init_logging(&config)?;
             let local = Local::open(&config).await?;
             let output = execute(&local, command, &stdin).await;
@@ -436,7 +430,43 @@ async fn dispatch(command: AdminCommand) -> Result<()> {
             output?
         }
     };
-    output.print(target.format)
+    output.print(format)
+}
+
+/// Where a command acts: a running registry's management API, logged in, or the local
+/// configuration.
+pub(crate) enum Connection {
+    Remote(Remote),
+    Local(Overrides),
+}
+
+impl Target {
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Logs in to `--server`, or names the local configuration.
+    pub(crate) fn connect(self) -> Result<Connection> {
+        let stdin = Stdin {
+            enabled: self.password_stdin,
+        };
+        self.connect_with(&stdin)
+    }
+
+    /// The same, the login password read from `stdin` first when it is read there.
+    fn connect_with(self, stdin: &Stdin) -> Result<Connection> {
+        Ok(match self.server {
+            Some(server) => {
+                let login = login(self.username, stdin)?;
+                Connection::Remote(Remote::new(server, login, self.insecure)?)
+            }
+            None => Connection::Local(Overrides {
+                config: self.config,
+                listen: None,
+                data_dir: self.data_dir,
+            }),
+        })
+    }
 }
 
 /// The remote credentials: `--username` with its password, or an API token.
@@ -463,13 +493,13 @@ fn login(username: Option<String>, stdin: &Stdin) -> Result<Login> {
 }
 
 /// What a command prints: text for people, JSON for scripts.
-struct Output {
+pub(crate) struct Output {
     text: String,
     json: serde_json::Value,
 }
 
 impl Output {
-    fn new(text: impl Into<String>, json: impl Serialize) -> Result<Output> {
+    pub(crate) fn new(text: impl Into<String>, json: impl Serialize) -> Result<Output> {
         Ok(Output {
             text: text.into(),
             json: serde_json::to_value(json)?,
@@ -482,7 +512,7 @@ impl Output {
         Output::new(message, json)
     }
 
-    fn print(self, format: Format) -> Result<()> {
+    pub(crate) fn print(self, format: Format) -> Result<()> {
         let text = match format {
             Format::Text => self.text,
             Format::Json => serde_json::to_string_pretty(&self.json)?,

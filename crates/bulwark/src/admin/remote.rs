@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bulwark_meta::{RepoRole, TeamRole, Visibility};
+use bulwark_meta::{RepoRole, TeamRole, Visibility, VulnerabilityRecord};
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +16,7 @@ use super::backend::{
     AppToken, Backend, Grantee, Member, NewAppToken, Organization, Permission, RepoPath,
     Repository, Robot, RobotToken, Team, User,
 };
+use crate::security::ImportSummary;
 
 /// How the CLI logs in.
 pub enum Login {
@@ -145,6 +146,22 @@ impl Remote {
 
     pub(super) async fn act(&self, method: Method, url: Url, body: Option<Value>) -> Result<()> {
         self.send(method, url, body).await.map(drop)
+    }
+
+    /// `POST /api/v1/superuser/vulndb`: OSV records (a JSON array of them) imported by the
+    /// server; the import's summary.
+    pub(crate) async fn import_vulndb(
+        &self,
+        records: &[VulnerabilityRecord],
+    ) -> Result<ImportSummary> {
+        let records = records
+            .iter()
+            .map(|r| serde_json::from_str(&r.record))
+            .collect::<Result<Vec<Value>, _>>()
+            .context("an OSV record read is not JSON")?;
+        let url = self.url(&["superuser", "vulndb"]);
+        self.call(Method::POST, url, Some(Value::Array(records)))
+            .await
     }
 
     fn user_url(&self, name: &str) -> Url {
