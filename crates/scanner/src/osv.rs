@@ -14,8 +14,68 @@ use serde::{Deserialize, Deserializer};
 use crate::error::{Result, ScanError};
 use crate::packages::python::normalize_name;
 
-/// One member of a zip is read into memory whole: cap it against zip bombs.
-const MAX_ZIP_MEMBER_BYTES: u64 = 256 << 20;
+/// A JSON document of records (a file, a zip member, a request body) is read into memory
+/// whole: cap it against zip bombs and runaway inputs.
+pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
+
+/// Calls `each` with every JSON document under `path`, in name order: the file itself
+/// (`.json`, `.jsonl`), each `.json`/`.jsonl` member of a `.zip`, or those of every such
+/// file below a directory. `each` gets a name for errors and the document's bytes.
+pub fn read_documents<E: From<ScanError>>(
+    path: &Path,
+    each: &mut impl FnMut(&str, &[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let io = |e| ScanError::io(path.display(), e);
+    if path.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .map_err(io)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(io)?;
+        entries.sort();
+        for entry in entries {
+            let known = matches!(
+                entry.extension().and_then(|e| e.to_str()),
+                Some("json" | "jsonl" | "zip")
+            );
+            if entry.is_dir() || known {
+                read_documents(&entry, each)?;
+            }
+        }
+        return Ok(());
+    }
+    let file = File::open(path).map_err(io)?;
+    let name = path.display().to_string();
+    if path.extension().and_then(|e| e.to_str()) != Some("zip") {
+        return each(&name, &read_capped(file, &name)?);
+    }
+    let malformed = |e: zip::result::ZipError| ScanError::malformed(&name, e);
+    let mut archive = zip::ZipArchive::new(file).map_err(malformed)?;
+    for i in 0..archive.len() {
+        let member = archive.by_index(i).map_err(malformed)?;
+        let member_name = format!("{name}!{}", member.name().map_err(malformed)?);
+        if member.is_file() && (member_name.ends_with(".json") || member_name.ends_with(".jsonl")) {
+            let data = read_capped(member, &member_name)?;
+            each(&member_name, &data)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_capped(source: impl Read, name: &str) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    source
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| ScanError::io(name, e))?;
+    if data.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(ScanError::malformed(
+            name,
+            format!("larger than {MAX_DOCUMENT_BYTES} bytes"),
+        ));
+    }
+    Ok(data)
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Record {
@@ -127,54 +187,7 @@ impl Database {
 
     /// Loads a file (`.json`, `.jsonl`, `.zip`) or every such file under a directory.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let io = |e| ScanError::io(path.display(), e);
-        if path.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(path)
-                .map_err(io)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()
-                .map_err(io)?;
-            entries.sort();
-            for entry in entries {
-                let known = matches!(
-                    entry.extension().and_then(|e| e.to_str()),
-                    Some("json" | "jsonl" | "zip")
-                );
-                if entry.is_dir() || known {
-                    self.load(&entry)?;
-                }
-            }
-            return Ok(());
-        }
-        if path.extension().and_then(|e| e.to_str()) == Some("zip") {
-            return self.load_zip(path);
-        }
-        let data = std::fs::read(path).map_err(io)?;
-        self.add_json(&path.display().to_string(), &data)
-    }
-
-    fn load_zip(&mut self, path: &Path) -> Result<()> {
-        let malformed =
-            |e: zip::result::ZipError| ScanError::malformed(path.display().to_string(), e);
-        let file = File::open(path).map_err(|e| ScanError::io(path.display(), e))?;
-        let mut archive = zip::ZipArchive::new(file).map_err(malformed)?;
-        for i in 0..archive.len() {
-            let member = archive.by_index(i).map_err(malformed)?;
-            let name = format!("{}!{}", path.display(), member.name().map_err(malformed)?);
-            if !(member.is_file() && (name.ends_with(".json") || name.ends_with(".jsonl"))) {
-                continue;
-            }
-            let mut data = Vec::new();
-            member
-                .take(MAX_ZIP_MEMBER_BYTES + 1)
-                .read_to_end(&mut data)
-                .map_err(|e| ScanError::io(&name, e))?;
-            if data.len() as u64 > MAX_ZIP_MEMBER_BYTES {
-                return Err(ScanError::malformed(name, "zip member too large"));
-            }
-            self.add_json(&name, &data)?;
-        }
-        Ok(())
+        read_documents(path, &mut |name, data| self.add_json(name, data))
     }
 
     /// Adds the records of one JSON document: a record, an array of records, or records

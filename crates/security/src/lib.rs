@@ -66,6 +66,13 @@ pub enum SecurityError {
     Internal(String),
 }
 
+/// Reading vulnerability data files fails as invalid data, naming the file.
+impl From<bulwark_scanner::ScanError> for SecurityError {
+    fn from(e: bulwark_scanner::ScanError) -> Self {
+        SecurityError::InvalidVulnerabilityData(e.to_string())
+    }
+}
+
 /// How scanning runs (the `[scanner]` configuration).
 #[derive(Clone, Debug)]
 pub struct Settings {

@@ -3,19 +3,16 @@
 //! moves (an import on any node).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use bulwark_meta::{ScanStore, VulnerabilityRecord};
 use bulwark_scanner::Database;
-use bulwark_scanner::osv::Record;
+/// The cap on one file, zip member or request body of records (the scanner's).
+pub use bulwark_scanner::osv::MAX_DOCUMENT_BYTES;
+use bulwark_scanner::osv::{self, Record};
 
 use crate::SecurityError;
-
-/// One file, one member of a zip or one request body is read into memory whole: cap it.
-pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
 
 /// Records per read when loading the database from the store.
 const LOAD_PAGE: u32 = 1_000;
@@ -25,7 +22,9 @@ const LOAD_PAGE: u32 = 1_000;
 /// record must parse as the scanner's [`Record`]; its JSON text is kept as read.
 pub fn read_records(path: &Path) -> Result<Vec<VulnerabilityRecord>, SecurityError> {
     let mut records = BTreeMap::new();
-    read_path(path, &mut records)?;
+    osv::read_documents(path, &mut |name, data| {
+        read_document(name, data, &mut records)
+    })?;
     Ok(records.into_values().collect())
 }
 
@@ -39,67 +38,6 @@ pub fn parse_records(source: &str, data: &[u8]) -> Result<Vec<VulnerabilityRecor
 
 fn invalid(source: impl std::fmt::Display, reason: impl std::fmt::Display) -> SecurityError {
     SecurityError::InvalidVulnerabilityData(format!("{source}: {reason}"))
-}
-
-fn read_path(
-    path: &Path,
-    records: &mut BTreeMap<String, VulnerabilityRecord>,
-) -> Result<(), SecurityError> {
-    let io = |e: std::io::Error| invalid(path.display(), e);
-    if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(io)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        entries.sort();
-        for entry in entries {
-            let known = matches!(
-                entry.extension().and_then(|e| e.to_str()),
-                Some("json" | "jsonl" | "zip")
-            );
-            if entry.is_dir() || known {
-                read_path(&entry, records)?;
-            }
-        }
-        return Ok(());
-    }
-    let file = File::open(path).map_err(io)?;
-    if path.extension().and_then(|e| e.to_str()) == Some("zip") {
-        return read_zip(path, file, records);
-    }
-    let data = read_capped(file, &path.display()).map_err(io)?;
-    read_document(&path.display().to_string(), &data, records)
-}
-
-fn read_capped(source: impl Read, name: &dyn std::fmt::Display) -> std::io::Result<Vec<u8>> {
-    let mut data = Vec::new();
-    source.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(std::io::Error::other(format!(
-            "{name} is larger than {MAX_DOCUMENT_BYTES} bytes"
-        )));
-    }
-    Ok(data)
-}
-
-fn read_zip(
-    path: &Path,
-    file: File,
-    records: &mut BTreeMap<String, VulnerabilityRecord>,
-) -> Result<(), SecurityError> {
-    let malformed = |e: zip::result::ZipError| invalid(path.display(), e);
-    let mut archive = zip::ZipArchive::new(file).map_err(malformed)?;
-    for i in 0..archive.len() {
-        let member = archive.by_index(i).map_err(malformed)?;
-        let name = format!("{}!{}", path.display(), member.name().map_err(malformed)?);
-        if !(member.is_file() && (name.ends_with(".json") || name.ends_with(".jsonl"))) {
-            continue;
-        }
-        let data = read_capped(member, &name).map_err(|e| invalid(&name, e))?;
-        read_document(&name, &data, records)?;
-    }
-    Ok(())
 }
 
 /// A record, an array of records, or records one after the other (JSON lines).
@@ -202,7 +140,8 @@ mod tests {
         let three = RECORD.replace("X-1", "X-3");
         std::fs::write(dir.path().join("lines.jsonl"), format!("{two}\n{three}\n")).unwrap();
         std::fs::write(dir.path().join("notes.md"), "not OSV").unwrap();
-        let mut zip = zip::ZipWriter::new(File::create(dir.path().join("db.zip")).unwrap());
+        let mut zip =
+            zip::ZipWriter::new(std::fs::File::create(dir.path().join("db.zip")).unwrap());
         zip.start_file("x/four.json", zip::write::SimpleFileOptions::default())
             .unwrap();
         zip.write_all(format!("[{}]", RECORD.replace("X-1", "X-4")).as_bytes())

@@ -403,7 +403,7 @@ fn table() -> Vec<Route> {
         route(
             M::GET,
             "/api/v1/superuser/organization/{namespace}/quota",
-            quota::super_org_list,
+            quota::super_list,
         ),
         route(
             M::POST,
@@ -413,17 +413,17 @@ fn table() -> Vec<Route> {
         route(
             M::PUT,
             "/api/v1/superuser/organization/{namespace}/quota/{quota_id}",
-            quota::super_org_update,
+            quota::super_update,
         ),
         route(
             M::DELETE,
             "/api/v1/superuser/organization/{namespace}/quota/{quota_id}",
-            quota::super_org_delete,
+            quota::super_delete,
         ),
         route(
             M::GET,
             "/api/v1/superuser/users/{username}/quota",
-            quota::super_user_list,
+            quota::super_list,
         ),
         route(
             M::POST,
@@ -433,12 +433,12 @@ fn table() -> Vec<Route> {
         route(
             M::PUT,
             "/api/v1/superuser/users/{username}/quota/{quota_id}",
-            quota::super_user_update,
+            quota::super_update,
         ),
         route(
             M::DELETE,
             "/api/v1/superuser/users/{username}/quota/{quota_id}",
-            quota::super_user_delete,
+            quota::super_delete,
         ),
         // The caller's application and API tokens.
         route(M::GET, "/api/v1/user/apptoken", tokens::app_list),

@@ -276,8 +276,8 @@ pub(crate) async fn user_get(
     Ok(axum::Json(state.registry.quota_with_id(&account.name, id).await?).into_response())
 }
 
-/// `GET /api/v1/superuser/organization/{namespace}/quota`.
-pub(crate) async fn super_org_list(
+/// `GET /api/v1/superuser/{organization,users}/{namespace}/quota`.
+pub(crate) async fn super_list(
     State(state): State<AppState>,
     caller: Caller,
     Path(namespace): Path<String>,
@@ -297,8 +297,8 @@ pub(crate) async fn super_org_create(
     create(&state, &caller, &namespace, Kind::Organization, body).await
 }
 
-/// `PUT /api/v1/superuser/organization/{namespace}/quota/{id}`.
-pub(crate) async fn super_org_update(
+/// `PUT /api/v1/superuser/{organization,users}/{namespace}/quota/{id}`.
+pub(crate) async fn super_update(
     State(state): State<AppState>,
     caller: Caller,
     Path((namespace, id)): Path<(String, i64)>,
@@ -308,24 +308,14 @@ pub(crate) async fn super_org_update(
     update(&state, &caller, &namespace, id, body).await
 }
 
-/// `DELETE /api/v1/superuser/organization/{namespace}/quota/{id}`.
-pub(crate) async fn super_org_delete(
+/// `DELETE /api/v1/superuser/{organization,users}/{namespace}/quota/{id}`.
+pub(crate) async fn super_delete(
     State(state): State<AppState>,
     caller: Caller,
     Path((namespace, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, Problem> {
     require(&state, &caller, Resource::Registry, Action::Superuser).await?;
     delete(&state, &caller, &namespace, id).await
-}
-
-/// `GET /api/v1/superuser/users/{namespace}/quota`.
-pub(crate) async fn super_user_list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(namespace): Path<String>,
-) -> Result<Response, Problem> {
-    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
-    list(&state, &namespace).await
 }
 
 /// `POST /api/v1/superuser/users/{namespace}/quota`.
@@ -337,25 +327,4 @@ pub(crate) async fn super_user_create(
 ) -> Result<Response, Problem> {
     require(&state, &caller, Resource::Registry, Action::Superuser).await?;
     create(&state, &caller, &namespace, Kind::User, body).await
-}
-
-/// `PUT /api/v1/superuser/users/{namespace}/quota/{id}`.
-pub(crate) async fn super_user_update(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((namespace, id)): Path<(String, i64)>,
-    Json(body): Json<QuotaChange>,
-) -> Result<Response, Problem> {
-    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
-    update(&state, &caller, &namespace, id, body).await
-}
-
-/// `DELETE /api/v1/superuser/users/{namespace}/quota/{id}`.
-pub(crate) async fn super_user_delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((namespace, id)): Path<(String, i64)>,
-) -> Result<StatusCode, Problem> {
-    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
-    delete(&state, &caller, &namespace, id).await
 }
