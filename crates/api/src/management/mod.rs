@@ -366,12 +366,12 @@ fn table() -> Vec<Route> {
         route(
             M::PUT,
             "/api/v1/organization/{org}/quota/{quota_id}",
-            quota::org_update,
+            quota::super_update,
         ),
         route(
             M::DELETE,
             "/api/v1/organization/{org}/quota/{quota_id}",
-            quota::org_delete,
+            quota::super_delete,
         ),
         route(
             M::GET,
@@ -408,7 +408,7 @@ fn table() -> Vec<Route> {
         route(
             M::POST,
             "/api/v1/superuser/organization/{namespace}/quota",
-            quota::super_org_create,
+            quota::org_create,
         ),
         route(
             M::PUT,

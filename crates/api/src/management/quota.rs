@@ -128,8 +128,8 @@ pub(crate) async fn org_list(
     list(&state, &org).await
 }
 
-/// `POST /api/v1/organization/{org}/quota`: superusers only (an organization's admins
-/// must not raise their own quota).
+/// `POST /api/v1/organization/{org}/quota` and `/api/v1/superuser/organization/{org}/quota`:
+/// superusers only (an organization's admins must not raise their own quota).
 pub(crate) async fn org_create(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,27 +148,6 @@ pub(crate) async fn org_get(
 ) -> Result<Response, Problem> {
     require(&state, &caller, Resource::Namespace(&org), Action::View).await?;
     Ok(axum::Json(state.registry.quota_with_id(&org, id).await?).into_response())
-}
-
-/// `PUT /api/v1/organization/{org}/quota/{id}`: `{"limit_bytes": N}`.
-pub(crate) async fn org_update(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((org, id)): Path<(String, i64)>,
-    Json(body): Json<QuotaChange>,
-) -> Result<Response, Problem> {
-    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
-    update(&state, &caller, &org, id, body).await
-}
-
-/// `DELETE /api/v1/organization/{org}/quota/{id}`: with its limits.
-pub(crate) async fn org_delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((org, id)): Path<(String, i64)>,
-) -> Result<StatusCode, Problem> {
-    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
-    delete(&state, &caller, &org, id).await
 }
 
 /// `GET /api/v1/organization/{org}/quota/{id}/limit`.
@@ -286,18 +265,8 @@ pub(crate) async fn super_list(
     list(&state, &namespace).await
 }
 
-/// `POST /api/v1/superuser/organization/{namespace}/quota`.
-pub(crate) async fn super_org_create(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(namespace): Path<String>,
-    Json(body): Json<NewQuota>,
-) -> Result<Response, Problem> {
-    require(&state, &caller, Resource::Registry, Action::Superuser).await?;
-    create(&state, &caller, &namespace, Kind::Organization, body).await
-}
-
-/// `PUT /api/v1/superuser/{organization,users}/{namespace}/quota/{id}`.
+/// `PUT /api/v1/{organization/{org},superuser/{organization,users}/{namespace}}/quota/{id}`:
+/// `{"limit_bytes": N}`, superusers only.
 pub(crate) async fn super_update(
     State(state): State<AppState>,
     caller: Caller,
@@ -308,7 +277,8 @@ pub(crate) async fn super_update(
     update(&state, &caller, &namespace, id, body).await
 }
 
-/// `DELETE /api/v1/superuser/{organization,users}/{namespace}/quota/{id}`.
+/// `DELETE /api/v1/{organization/{org},superuser/{organization,users}/{namespace}}/quota/{id}`:
+/// with its limits, superusers only.
 pub(crate) async fn super_delete(
     State(state): State<AppState>,
     caller: Caller,
