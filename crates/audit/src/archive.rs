@@ -10,15 +10,17 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use bulwark_auth::jwt::KeyRing;
 use bulwark_meta::{
-    AuditCheckpoint, AuditEntry, AuditFilter, AuditPage, AuditRecord, AuditStore, CheckpointKind,
+    AuditCheckpoint, AuditEntry, AuditFilter, AuditRecord, AuditStore, CheckpointKind,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::AuditError;
+use crate::search::walk_entries;
 use crate::verify::{Report, Walk, check_signature};
 
 /// One line of an archive.
@@ -126,8 +128,6 @@ impl From<ArchivedCut> for AuditCheckpoint {
     }
 }
 
-const PAGE: u32 = 1000;
-
 /// Writes the stored entries up to `cut.seq` and `cut` itself to a new file in `dir`;
 /// returns its path, or `None` when no entry is stored up to the cut.
 pub async fn write(
@@ -138,25 +138,17 @@ pub async fn write(
     std::fs::create_dir_all(dir)?;
     let partial = dir.join(format!(".audit-{}.partial", cut.seq));
     let mut out = BufWriter::new(std::fs::File::create(&partial)?);
-    let (mut first, mut after) = (None, None);
-    'pages: loop {
-        let page = AuditPage {
-            after,
-            limit: PAGE,
-            newest_first: false,
-        };
-        let rows = store.search_audit(&AuditFilter::default(), page).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.seq);
-        for row in rows {
-            if row.seq > cut.seq {
-                break 'pages;
-            }
-            first.get_or_insert(row.seq);
-            serde_json::to_writer(&mut out, &Line::Entry(Box::new(row.into())))?;
-            out.write_all(b"\n")?;
+    let mut first = None;
+    walk_entries(store, &AuditFilter::default(), None, |row| {
+        if row.seq > cut.seq {
+            return Ok(ControlFlow::Break(()));
         }
-    }
+        first.get_or_insert(row.seq);
+        serde_json::to_writer(&mut out, &Line::Entry(Box::new(row.into())))?;
+        out.write_all(b"\n")?;
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
     let Some(first) = first else {
         drop(out);
         std::fs::remove_file(&partial)?;

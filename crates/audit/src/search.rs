@@ -2,6 +2,8 @@
 //! cursor, counts per day and kind, and JSON Lines export. Entries read as JSON in Quay's
 //! terms (`performer`, `ip`, `metadata`, `datetime`) plus their place in the chain.
 
+use std::ops::ControlFlow;
+
 use bulwark_meta::{AuditFilter, AuditPage, AuditRecord, AuditStore};
 use serde::Serialize;
 
@@ -203,25 +205,46 @@ pub async fn export(
     let Some(filter) = filter(scope, query) else {
         return Ok(0);
     };
-    let mut after = None;
     let mut n = 0;
+    walk_entries(store, &filter, None, |row| {
+        serde_json::to_writer(&mut *out, &LogEntry::from(row))?;
+        out.write_all(b"\n")?;
+        n += 1;
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
+    out.flush()?;
+    Ok(n)
+}
+
+/// Entries read per query when walking the log.
+const WALK_PAGE: u32 = 1000;
+
+/// Hands `each` the stored entries matching `filter` oldest first, from past position
+/// `after`, a page at a time, until they end or `each` breaks.
+pub(crate) async fn walk_entries(
+    store: &dyn AuditStore,
+    filter: &AuditFilter,
+    mut after: Option<i64>,
+    mut each: impl FnMut(AuditRecord) -> Result<ControlFlow<()>, AuditError>,
+) -> Result<(), AuditError> {
     loop {
         let page = AuditPage {
             after,
-            limit: 1000,
+            limit: WALK_PAGE,
             newest_first: false,
         };
-        let rows = store.search_audit(&filter, page).await?;
-        let Some(last) = rows.last() else { break };
+        let rows = store.search_audit(filter, page).await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
         after = Some(last.seq);
         for row in rows {
-            serde_json::to_writer(&mut *out, &LogEntry::from(row))?;
-            out.write_all(b"\n")?;
-            n += 1;
+            if each(row)?.is_break() {
+                return Ok(());
+            }
         }
     }
-    out.flush()?;
-    Ok(n)
 }
 
 /// Reads a time bound: RFC 3339, a date (`YYYY-MM-DD`, midnight UTC), or milliseconds.

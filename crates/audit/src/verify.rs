@@ -12,12 +12,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::ControlFlow;
 
 use bulwark_auth::jwt::KeyRing;
-use bulwark_meta::{
-    AuditCheckpoint, AuditFilter, AuditPage, AuditRecord, AuditStore, CheckpointKind,
-};
+use bulwark_meta::{AuditCheckpoint, AuditFilter, AuditRecord, AuditStore, CheckpointKind};
 
+use crate::search::walk_entries;
 use crate::store::{CHECKPOINT_TYPE, CheckpointClaims};
 use crate::{AuditError, chain};
 
@@ -70,8 +70,6 @@ impl Report {
     }
 }
 
-const PAGE: u32 = 1000;
-
 fn key(hash: &str) -> u64 {
     u64::from_str_radix(hash.get(..16).unwrap_or(hash), 16).unwrap_or(0)
 }
@@ -122,20 +120,12 @@ pub async fn verify(store: &dyn AuditStore, keys: &KeyRing) -> Result<Report, Au
     walk.report.cut = cut.as_ref().map(|c| c.0);
     walk.report.checkpoints = checkpoints;
     walk.report.findings = findings;
-    let mut after = Some(walk.expected_seq - 1);
-    loop {
-        let page = AuditPage {
-            after,
-            limit: PAGE,
-            newest_first: false,
-        };
-        let rows = store.search_audit(&AuditFilter::default(), page).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.seq);
-        for row in rows {
-            walk.push(row);
-        }
-    }
+    let after = Some(walk.expected_seq - 1);
+    walk_entries(store, &AuditFilter::default(), after, |row| {
+        walk.push(row);
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
     let (head_seq, head_hash) = store.audit_head().await?;
     walk.check_end(head_seq, &head_hash);
     Ok(walk.finish())
