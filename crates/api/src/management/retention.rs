@@ -12,7 +12,7 @@ use bulwark_registry::{Keep, PolicyView, Pruned, RetentionPolicy, parse_duration
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Json, Path, Query};
-use super::tags::{origin, repo_name};
+use super::tags::{authorized_repo, origin};
 use crate::AppState;
 use crate::auth::{Caller, require};
 use crate::problem::Problem;
@@ -169,14 +169,7 @@ pub(crate) async fn repo_list(
     caller: Caller,
     Path((ns, repo)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Pull,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Pull).await?;
     Ok(policy_list(
         state
             .registry
@@ -192,14 +185,7 @@ pub(crate) async fn repo_create(
     Path((ns, repo)): Path<(String, String)>,
     Json(body): Json<NewPolicy>,
 ) -> Result<Response, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Admin,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Admin).await?;
     let (pattern, keep) = body.parse()?;
     let policy = state
         .registry
@@ -222,14 +208,7 @@ pub(crate) async fn repo_delete(
     caller: Caller,
     Path((ns, repo, id)): Path<(String, String, i64)>,
 ) -> Result<StatusCode, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Admin,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Admin).await?;
     state
         .registry
         .delete_retention_policy(

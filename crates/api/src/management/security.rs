@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::extract::{Json as ExtractJson, Path, Query};
-use super::tags::{origin, repo_name};
+use super::tags::{authorized_repo, origin};
 use crate::AppState;
 use crate::auth::{Caller, require};
 use crate::problem::Problem;
@@ -60,14 +60,7 @@ async fn target<'s>(
     caller: &Caller,
     (ns, repo, digest): (String, String, String),
 ) -> Result<(RepoName, Digest, &'s Security), Problem> {
-    let name = repo_name(state, &ns, &repo)?;
-    require(
-        state,
-        caller,
-        Resource::Repository(name.as_str()),
-        Action::Pull,
-    )
-    .await?;
+    let name = authorized_repo(state, caller, &ns, &repo, Action::Pull).await?;
     let digest: Digest = digest.parse().map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -322,14 +315,7 @@ pub(crate) async fn repo_policy(
     caller: Caller,
     Path((ns, repo)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Pull,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Pull).await?;
     Ok(policy_view(
         security(&state)?
             .scan_policy(namespace_of(&name), Some(&name))
@@ -344,14 +330,7 @@ pub(crate) async fn set_repo_policy(
     Path((ns, repo)): Path<(String, String)>,
     ExtractJson(body): ExtractJson<PolicyBody>,
 ) -> Result<Json<Value>, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Admin,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Admin).await?;
     let policy = security(&state)?
         .set_scan_policy(
             namespace_of(&name),
@@ -370,14 +349,7 @@ pub(crate) async fn delete_repo_policy(
     caller: Caller,
     Path((ns, repo)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Admin,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Admin).await?;
     deleted(
         security(&state)?
             .delete_scan_policy(

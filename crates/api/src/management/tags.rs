@@ -30,11 +30,24 @@ pub(super) fn origin(caller: &Caller) -> Origin {
     }
 }
 
-pub(super) fn repo_name(state: &AppState, ns: &str, repo: &str) -> Result<RepoName, Problem> {
+fn repo_name(state: &AppState, ns: &str, repo: &str) -> Result<RepoName, Problem> {
     Ok(state
         .registry
         .repo_name(&format!("{ns}/{repo}"))
         .map_err(bulwark_registry::RegistryError::from)?)
+}
+
+/// The repository `ns/repo`, once the caller may do `action` on it.
+pub(super) async fn authorized_repo(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    repo: &str,
+    action: Action,
+) -> Result<RepoName, Problem> {
+    let name = repo_name(state, ns, repo)?;
+    require(state, caller, Resource::Repository(name.as_str()), action).await?;
+    Ok(name)
 }
 
 fn tag_name(tag: &str) -> Result<Tag, Problem> {
@@ -95,14 +108,7 @@ pub(crate) async fn history(
     Path((ns, repo)): Path<(String, String)>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Pull,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Pull).await?;
     let tag = q.specific_tag.as_deref().map(tag_name).transpose()?;
     let page = q.page.unwrap_or(1).max(1);
     let found = state
@@ -138,14 +144,7 @@ pub(crate) async fn restore(
     Path((ns, repo, tag)): Path<(String, String, String)>,
     Json(body): Json<Restore>,
 ) -> Result<StatusCode, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Push,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Push).await?;
     state
         .registry
         .restore_tag(
@@ -182,12 +181,11 @@ pub(crate) async fn update(
     Path((ns, repo, tag)): Path<(String, String, String)>,
     Json(body): Json<TagUpdate>,
 ) -> Result<StatusCode, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
     let action = match body.immutable {
         Some(_) => Action::Admin,
         None => Action::Push,
     };
-    require(&state, &caller, Resource::Repository(name.as_str()), action).await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, action).await?;
     let tag = tag_name(&tag)?;
     let registry = &state.registry;
     let set_immutable = |immutable| {
@@ -235,13 +233,12 @@ pub(crate) async fn delete(
     Path((ns, repo, tag)): Path<(String, String, String)>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
     let action = if q.permanent {
         Action::Admin
     } else {
         Action::Delete
     };
-    require(&state, &caller, Resource::Repository(name.as_str()), action).await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, action).await?;
     let tag = tag_name(&tag)?;
     if q.permanent {
         state
@@ -381,14 +378,7 @@ pub(crate) async fn repo_rules(
     caller: Caller,
     Path((ns, repo)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Pull,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Pull).await?;
     Ok(rule_list(
         state
             .registry
@@ -404,14 +394,7 @@ pub(crate) async fn repo_add_rule(
     Path((ns, repo)): Path<(String, String)>,
     Json(body): Json<NewRule>,
 ) -> Result<Response, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Admin,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Admin).await?;
     let rule = state
         .registry
         .add_immutability_rule(
@@ -433,14 +416,7 @@ pub(crate) async fn repo_delete_rule(
     caller: Caller,
     Path((ns, repo, id)): Path<(String, String, i64)>,
 ) -> Result<StatusCode, Problem> {
-    let name = repo_name(&state, &ns, &repo)?;
-    require(
-        &state,
-        &caller,
-        Resource::Repository(name.as_str()),
-        Action::Admin,
-    )
-    .await?;
+    let name = authorized_repo(&state, &caller, &ns, &repo, Action::Admin).await?;
     state
         .registry
         .delete_immutability_rule(
