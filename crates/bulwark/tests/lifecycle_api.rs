@@ -39,29 +39,7 @@ impl Lab {
     /// A management API call; returns the status and the JSON body (`Null` if none).
     /// Errors must be problem+json.
     async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.server.url));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let problem = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v == "application/problem+json");
-        let bytes = resp.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
-        if status.is_client_error() {
-            assert!(problem, "{status}: problem+json expected: {body}");
-            assert!(body["detail"].is_string(), "{body}");
-        }
-        (status, body)
+        management_call(&self.http, &self.server.url, None, method, path, body).await
     }
 
     /// A call that must answer `status`; returns the body.

@@ -44,31 +44,16 @@ impl Lab {
         body: Option<Value>,
         status: u16,
     ) -> Value {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}/api/v1{path}", self.server.url));
-        if let Some(auth) = auth {
-            req = req.header("authorization", auth);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request");
-        let got = resp.status();
-        let problem = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v == "application/problem+json");
-        let bytes = resp.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
+        let (got, body) = management_call(
+            &self.http,
+            &self.server.url,
+            auth,
+            method.clone(),
+            path,
+            body,
+        )
+        .await;
         assert_eq!(got.as_u16(), status, "{method} {path}: {body}");
-        if got.is_client_error() {
-            assert!(problem && body["detail"].is_string(), "{body}");
-        }
         body
     }
 

@@ -360,6 +360,43 @@ pub fn http() -> reqwest::Client {
     http_builder().build().expect("http client")
 }
 
+/// A management API call (`{base}/api/v1{path}`), as `auth` if given (else as `http`'s
+/// default): the status and the JSON body (`Null` if none). A client error must be
+/// problem+json with a `detail`.
+pub async fn management_call(
+    http: &reqwest::Client,
+    base: &str,
+    auth: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let mut req = http.request(method, format!("{base}/api/v1{path}"));
+    if let Some(auth) = auth {
+        req = req.header(AUTHORIZATION, auth);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let problem = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v == "application/problem+json");
+    let bytes = resp.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    if status.is_client_error() {
+        assert!(problem, "{status}: problem+json expected: {body}");
+        assert!(body["detail"].is_string(), "{body}");
+    }
+    (status, body)
+}
+
 /// The sum of the Prometheus series `name` whose labels include every pair of `labels`.
 pub async fn metric(
     client: &reqwest::Client,
