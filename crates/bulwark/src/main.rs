@@ -8,6 +8,7 @@ mod logs;
 mod scan;
 mod security;
 mod serve;
+mod sockets;
 mod vulndb_source;
 
 use clap::{Parser, Subcommand};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsAcceptor;
 use bulwark_audit::ActionLog;
 use bulwark_auth::{Accounts, Authenticator};
 use bulwark_events::EventSink;
@@ -18,6 +19,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
+use crate::sockets::TunedSockets;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
@@ -276,13 +278,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                     .await
                     .context("loading the TLS certificate and key")?;
-            axum_server::bind_rustls(config.listen, tls_config)
+            axum_server::bind(config.listen)
+                .acceptor(RustlsAcceptor::new(tls_config).acceptor(TunedSockets))
                 .handle(handle)
                 .serve(app)
                 .await?
         }
         None => {
             axum_server::bind(config.listen)
+                .acceptor(TunedSockets)
                 .handle(handle)
                 .serve(app)
                 .await?

@@ -11,25 +11,27 @@
 use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bulwark_oci::Digest;
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::fs::{self, File};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
+use crate::file_read::{BufferPool, stream_range};
 use crate::{Appended, BlobStore, ByteStream, StorageError, UploadRead, valid_upload_id};
 
-/// Read size for serving blobs: large enough to keep syscalls and task hops rare.
-const READ_CHUNK: usize = 256 * 1024;
+/// Read buffers kept between pulls: enough for a few dozen concurrent pulls (4 MiB at
+/// 256 KiB each); more are allocated when needed and freed when done.
+const POOLED_READ_BUFFERS: usize = 16;
 /// Bytes of request chunks handed to one blocking write.
 const WRITE_BATCH: usize = 1024 * 1024;
 
 pub struct FsBlobStore {
     blobs: PathBuf,
     uploads: PathBuf,
+    read_buffers: Arc<BufferPool>,
 }
 
 impl FsBlobStore {
@@ -39,6 +41,7 @@ impl FsBlobStore {
         let store = FsBlobStore {
             blobs: root.join("blobs"),
             uploads: root.join("uploads"),
+            read_buffers: BufferPool::new(POOLED_READ_BUFFERS),
         };
         fs::create_dir_all(&store.blobs).await?;
         fs::create_dir_all(&store.uploads).await?;
@@ -63,6 +66,14 @@ fn not_found_as<T>(e: io::Error, err: StorageError) -> Result<T, StorageError> {
         Err(err)
     } else {
         Err(StorageError::Io(e))
+    }
+}
+
+/// Opens a file for reading; `missing` is the error when it does not exist.
+async fn open_read(path: PathBuf, missing: StorageError) -> Result<std::fs::File, StorageError> {
+    match blocking(move || Ok(std::fs::File::open(path))).await? {
+        Ok(file) => Ok(file),
+        Err(e) => not_found_as(e, missing),
     }
 }
 
@@ -238,15 +249,8 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read(&self, digest: &Digest, range: Range<u64>) -> Result<ByteStream, StorageError> {
-        let mut file = match File::open(self.blob_path(digest)).await {
-            Ok(f) => f,
-            Err(e) => return not_found_as(e, StorageError::NotFound),
-        };
-        if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start)).await?;
-        }
-        let limited = file.take(range.end.saturating_sub(range.start));
-        Ok(Box::pin(ReaderStream::with_capacity(limited, READ_CHUNK)))
+        let file = open_read(self.blob_path(digest), StorageError::NotFound).await?;
+        Ok(stream_range(file, range, Arc::clone(&self.read_buffers)))
     }
 
     async fn download_url(&self, _digest: &Digest) -> Result<Option<String>, StorageError> {
@@ -338,12 +342,9 @@ impl BlobStore for FsBlobStore {
         state: &[u8],
         size: u64,
     ) -> Result<UploadRead, StorageError> {
-        let file = match File::open(self.upload_path(id)?).await {
-            Ok(f) => f,
-            Err(e) => return not_found_as(e, StorageError::UploadNotFound),
-        };
+        let file = open_read(self.upload_path(id)?, StorageError::UploadNotFound).await?;
         Ok(UploadRead {
-            stream: Box::pin(ReaderStream::with_capacity(file.take(size), READ_CHUNK)),
+            stream: stream_range(file, 0..size, Arc::clone(&self.read_buffers)),
             state: state.to_vec(),
         })
     }

@@ -10,6 +10,7 @@
 //! state in one compare-and-set and passes it to the next call, on whichever node takes it.
 //! So no node keeps anything about an upload in memory or on its disk between requests.
 
+mod file_read;
 mod fs;
 mod s3;
 
