@@ -28,6 +28,6 @@ if command -v wrk >/dev/null && [ -z "${NO_WRK:-}" ]; then
     "bulwark=http://127.0.0.1:5102=$bulwark_pid=$OUT/bulwark.json" \
     --user admin --password "$BULWARK_ADMIN_PASSWORD" | tee "$OUT/wrk.md"
 fi
-bench/pull_ceiling.sh http://127.0.0.1:5102 "$OUT/ceiling" | tee "$OUT/ceiling.md"
+bench/pull_ceiling.sh http://127.0.0.1:5102 http://127.0.0.1:5101 "$OUT/ceiling" | tee "$OUT/ceiling.md"
 echo "bulwark peak RSS over the whole run (VmHWM): $(grep VmHWM /proc/$bulwark_pid/status)"
 echo "results in $OUT"

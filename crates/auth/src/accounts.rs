@@ -173,12 +173,13 @@ fn acting_user(identity: &Identity) -> Result<i64, AuthError> {
     }
 }
 
-/// Hashes in a blocking thread: Argon2id takes tens of milliseconds of CPU by design.
+/// Hashes in a blocking thread, in one of the process's Argon2 slots.
 async fn hash_password(password: &str) -> Result<String, AuthError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || password::hash_password(&password))
+    password::slot()
         .await
-        .map_err(|e| AuthError::Crypto(format!("password hashing task: {e}")))?
+        .run(move || password::hash_password(&password))
+        .await?
 }
 
 pub struct Accounts {

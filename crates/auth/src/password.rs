@@ -1,11 +1,50 @@
 //! Password hashing: Argon2id PHC strings with OWASP's recommended parameters.
 //!
 //! Hashing and verifying cost tens of milliseconds of CPU and 19 MiB of memory by design;
-//! async callers run them in `tokio::task::spawn_blocking`.
+//! async callers take a [`slot`] and run them on a blocking thread with [`Slot::run`].
+
+use std::sync::LazyLock;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::AuthError;
+
+/// Argon2 runs at once in this process: half the cores, at least one, at most four. Each run
+/// holds 19 MiB and a core; unbounded, a burst of logins (or an attacker's, with wrong or
+/// unknown credentials the cache never holds) would take memory without limit and starve
+/// the requests being served.
+static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Semaphore::new((cores / 2).clamp(1, 4))
+});
+
+/// The right to run one Argon2 hash or verification.
+pub(crate) struct Slot {
+    _permit: SemaphorePermit<'static>,
+}
+
+/// Waits for a free Argon2 slot.
+pub(crate) async fn slot() -> Slot {
+    Slot {
+        _permit: SLOTS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed"),
+    }
+}
+
+impl Slot {
+    /// Runs `work` on a blocking thread, holding the slot until it ends.
+    pub(crate) async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let done = tokio::task::spawn_blocking(work).await;
+        drop(self);
+        done.map_err(|e| AuthError::Crypto(format!("password hashing task: {e}")))
+    }
+}
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m=19456 KiB, t=2, p=1.
 const MEMORY_KIB: u32 = 19_456;
@@ -47,7 +86,38 @@ pub fn verify_dummy(password: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn argon2_runs_are_bounded() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let runs = (0..12).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            tokio::spawn(async move {
+                slot()
+                    .await
+                    .run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap();
+            })
+        });
+        for run in runs.collect::<Vec<_>>() {
+            run.await.unwrap();
+        }
+        let slots = SLOTS.available_permits();
+        assert!((1..=4).contains(&slots), "{slots}");
+        assert_eq!(most.load(Ordering::SeqCst), slots);
+    }
 
     #[test]
     fn hash_then_verify() {

@@ -351,14 +351,23 @@ impl Authenticator {
             .as_ref()
             .is_some_and(|key| self.passwords.get(key, now).is_some());
         let verified = cached || {
-            let password = password.to_owned();
-            // Unknown users and users without a password cost one verification too.
-            tokio::task::spawn_blocking(move || match stored {
-                Some(stored) => password::verify_password(&password, &stored),
-                None => password::verify_dummy(&password),
-            })
-            .await
-            .map_err(|e| AuthError::Crypto(format!("password verification: {e}")))?
+            let slot = password::slot().await;
+            // A request that queued behind one with the same credentials finds its result.
+            let now = Instant::now();
+            if cache_key
+                .as_ref()
+                .is_some_and(|key| self.passwords.get(key, now).is_some())
+            {
+                true
+            } else {
+                let password = password.to_owned();
+                // Unknown users and users without a password cost one verification too.
+                slot.run(move || match stored {
+                    Some(stored) => password::verify_password(&password, &stored),
+                    None => password::verify_dummy(&password),
+                })
+                .await?
+            }
         };
         let Some(record) = record.filter(|r| verified && r.account.enabled) else {
             return Err(AuthError::InvalidCredentials);
