@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# regbench's pull scenarios (pull_large, concurrent_pull) against the reference registry and
+# Bulwark in ROUNDS interleaved rounds (peer, then Bulwark, each round), with the median
+# ratio: on a shared machine one round of a client-bound scenario moves by ±20 %.
+# Usage: bench/pulls.sh [ROUNDS] (default 5). Results in $OUT.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+rounds=${1:-5}
+
+peer_pid=$("$harness/peer-registry.sh" 5101 "$OUT/peer")
+BULWARK_LOG__ACCESS=false BULWARK_LOG__LEVEL=warn \
+  "$bin" serve --listen 127.0.0.1:5102 --data-dir "$OUT/bulwark" >"$OUT/bulwark.log" 2>&1 &
+bulwark_pid=$!
+trap 'kill $peer_pid $bulwark_pid 2>/dev/null || true' EXIT
+for port in 5101 5102; do
+  for _ in $(seq 100); do
+    curl -sf -u "admin:$BULWARK_ADMIN_PASSWORD" "http://127.0.0.1:$port/v2/" >/dev/null && break
+    sleep 0.1
+  done
+done
+
+for round in $(seq "$rounds"); do
+  "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5101 --pid "$peer_pid" \
+    --label distribution --only pull_large,concurrent_pull --json-out "$OUT/peer-$round.json" >/dev/null
+  "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5102 --pid "$bulwark_pid" \
+    --user admin --password "$BULWARK_ADMIN_PASSWORD" --label bulwark \
+    --only pull_large,concurrent_pull --json-out "$OUT/bulwark-$round.json" >/dev/null
+done
+
+python3 - "$OUT" "$rounds" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+metric = {"pull_large": "MiB_per_s", "concurrent_pull": "aggregate_MiB_per_s"}
+rows = {name: [] for name in metric}
+for r in range(1, rounds + 1):
+    for side in ("peer", "bulwark"):
+        for res in json.load(open(f"{out}/{side}-{r}.json"))["results"]:
+            if res["scenario"] in metric:
+                if side == "peer":
+                    rows[res["scenario"]].append([res[metric[res["scenario"]]], None])
+                else:
+                    rows[res["scenario"]][-1][1] = res[metric[res["scenario"]]]
+print("| scenario, MiB/s | rounds: distribution → bulwark (ratio) | median ratio |")
+print("|---|---|---|")
+for name, pairs in rows.items():
+    cells = ", ".join(f"{p:,.0f} → {b:,.0f} ({b / p:.2f}×)" for p, b in pairs)
+    print(f"| {name} | {cells} | {statistics.median(b / p for p, b in pairs):.2f}× |")
+PY
