@@ -19,12 +19,7 @@ start() { # data dir name, port, whether the log is on
 off_pid=$(start off 5111 false)
 on_pid=$(start on 5112 true)
 trap 'kill $off_pid $on_pid 2>/dev/null || true' EXIT
-for port in 5111 5112; do
-  for _ in $(seq 100); do
-    curl -sf -u "admin:$BULWARK_ADMIN_PASSWORD" "http://127.0.0.1:$port/v2/" >/dev/null && break
-    sleep 0.1
-  done
-done
+wait_ready 5111 5112
 
 bench() { # label, port, pid, round
   "$venv/bin/python" "$harness/regbench.py" --url "http://127.0.0.1:$2" --pid "$3" \

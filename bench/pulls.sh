@@ -7,17 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 rounds=${1:-5}
 
-peer_pid=$("$harness/peer-registry.sh" 5101 "$OUT/peer")
-BULWARK_LOG__ACCESS=false BULWARK_LOG__LEVEL=warn \
-  "$bin" serve --listen 127.0.0.1:5102 --data-dir "$OUT/bulwark" >"$OUT/bulwark.log" 2>&1 &
-bulwark_pid=$!
-trap 'kill $peer_pid $bulwark_pid 2>/dev/null || true' EXIT
-for port in 5101 5102; do
-  for _ in $(seq 100); do
-    curl -sf -u "admin:$BULWARK_ADMIN_PASSWORD" "http://127.0.0.1:$port/v2/" >/dev/null && break
-    sleep 0.1
-  done
-done
+start_pair
 
 for round in $(seq "$rounds"); do
   "$venv/bin/python" "$harness/regbench.py" --url http://127.0.0.1:5101 --pid "$peer_pid" \
