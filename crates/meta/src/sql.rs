@@ -1,6 +1,7 @@
 //! `MetaStore` over sqlx's `Any` driver. Statements use `$N` parameters and SQL that both
 //! SQLite and PostgreSQL accept; schema differences live in per-dialect migrations.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use bulwark_oci::{Digest, Reference};
@@ -391,6 +392,85 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// Sizes of those of `digests` that repository `repo` holds, a query per chunk.
+async fn held_blob_sizes(
+    tx: &mut Tx,
+    repo: i64,
+    digests: &[&Digest],
+) -> Result<HashMap<Digest, u64>, MetaError> {
+    let mut held = HashMap::new();
+    for chunk in digests.chunks(IN_LIST_CHUNK) {
+        let sql = format!(
+            "SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+             WHERE rb.repository_id = $1 AND rb.digest IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo);
+        for digest in chunk {
+            query = query.bind(digest.to_string());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            held.insert(
+                parse_digest(&row.try_get::<String, _>(0)?)?,
+                size(row.try_get(1)?),
+            );
+        }
+    }
+    Ok(held)
+}
+
+/// Those of `digests` stored as manifests of repository `repo`, a query per chunk.
+async fn present_manifests(
+    tx: &mut Tx,
+    repo: i64,
+    digests: &[&Digest],
+) -> Result<HashSet<Digest>, MetaError> {
+    let mut present = HashSet::new();
+    for chunk in digests.chunks(IN_LIST_CHUNK) {
+        let sql = format!(
+            "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo);
+        for digest in chunk {
+            query = query.bind(digest.to_string());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            present.insert(parse_digest(&row.try_get::<String, _>(0)?)?);
+        }
+    }
+    Ok(present)
+}
+
+/// Records that manifest `id` references each of `digests` in `table` (`manifest_id`,
+/// `column`), a multi-row insert per chunk; references already recorded stay.
+async fn insert_references(
+    tx: &mut Tx,
+    table: &'static str,
+    column: &'static str,
+    id: i64,
+    digests: &[&Digest],
+) -> Result<(), MetaError> {
+    let mut distinct: Vec<&Digest> = digests.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    for chunk in distinct.chunks(IN_LIST_CHUNK) {
+        let rows = (0..chunk.len())
+            .map(|i| format!("($1, ${})", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO {table} (manifest_id, {column}) VALUES {rows} ON CONFLICT DO NOTHING"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+        for digest in chunk {
+            query = query.bind(digest.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_digest(s: &str) -> Result<Digest, MetaError> {
     s.parse()
         .map_err(|_| MetaError::Corrupt(format!("stored digest {s:?} does not parse")))
@@ -442,50 +522,39 @@ impl SqlMetaStore {
         // Shared: pushes run side by side; collection of the repository waits for them.
         lock(&mut tx, self.dialect, Lock::RepositoryShared(repo)).await?;
 
+        let blob_digests: Vec<&Digest> = m.blobs.iter().map(|&(blob, _)| blob).collect();
+        let held = held_blob_sizes(&mut tx, repo, &blob_digests).await?;
+        let present = present_manifests(&mut tx, repo, &m.children).await?;
         let mut missing = Vec::new();
         for &(blob, declared) in &m.blobs {
-            let row = sqlx::query(
-                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
-                 WHERE rb.repository_id = $1 AND rb.digest = $2",
-            )
-            .bind(repo)
-            .bind(blob.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            match row {
+            match held.get(blob) {
                 None => missing.push(blob.clone()),
-                Some(row) => {
-                    let actual = size(row.try_get(0)?);
-                    if actual != declared {
-                        return Err(MetaError::SizeMismatch {
-                            digest: blob.clone(),
-                            declared,
-                            actual,
-                        });
-                    }
+                Some(&actual) if actual != declared => {
+                    return Err(MetaError::SizeMismatch {
+                        digest: blob.clone(),
+                        declared,
+                        actual,
+                    });
                 }
+                Some(_) => {}
             }
         }
-        for &child in &m.children {
-            let found =
-                sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2")
-                    .bind(repo)
-                    .bind(child.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                missing.push(child.clone());
-            }
-        }
+        missing.extend(
+            m.children
+                .iter()
+                .filter(|child| !present.contains(**child))
+                .map(|&child| child.clone()),
+        );
         if !missing.is_empty() {
             return Err(MetaError::MissingReferences(missing));
         }
 
+        // RETURNING gives the id of a manifest inserted now, nothing if it was stored before.
         let inserted = sqlx::query(
             "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, \
              subject_digest, annotations, size, content, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
+             ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
         )
         .bind(repo)
         .bind(&digest)
@@ -496,38 +565,19 @@ impl SqlMetaStore {
         .bind(m.content.len() as i64)
         .bind(m.content)
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            let id: i64 =
-                sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                    .bind(repo)
-                    .bind(&digest)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
-            for (blob, _) in &m.blobs {
-                sqlx::query(
-                    "INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(blob.to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
-            for child in &m.children {
-                sqlx::query(
-                    "INSERT INTO manifest_children (manifest_id, child_digest) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(child.to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = inserted {
+            let id: i64 = row.try_get(0)?;
+            insert_references(&mut tx, "manifest_blobs", "digest", id, &blob_digests).await?;
+            insert_references(
+                &mut tx,
+                "manifest_children",
+                "child_digest",
+                id,
+                &m.children,
+            )
+            .await?;
         }
 
         if let Some(tag) = m.tag {

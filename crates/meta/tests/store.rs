@@ -106,6 +106,21 @@ async fn manifest_push_checks_references_in_one_transaction(f: &Fixture) {
     s.put_manifest(manifest("r", &m, vec![(&cfg, 3), (&layer, 5)]))
         .await
         .unwrap();
+    // A layer listed twice is one reference.
+    let twice = d("twice");
+    s.put_manifest(manifest(
+        "r",
+        &twice,
+        vec![(&cfg, 3), (&layer, 5), (&layer, 5)],
+    ))
+    .await
+    .unwrap();
+    assert!(
+        s.manifest("r", &Reference::Digest(twice))
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // An index needs its children in the same repository.
     let idx = d("index");
