@@ -126,6 +126,9 @@ impl SqlMetaStore {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
+                // An in-process database has no link to lose: a ping before each use would
+                // only add a round trip to the connection's thread to every statement.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         sqlx::raw_sql(pragmas).execute(conn).await?;
