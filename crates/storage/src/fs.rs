@@ -22,9 +22,9 @@ use tokio::fs::{self, File};
 use crate::file_read::{BufferPool, stream_range};
 use crate::{Appended, BlobStore, ByteStream, StorageError, UploadRead, valid_upload_id};
 
-/// Read buffers kept between pulls: enough for a few dozen concurrent pulls (4 MiB at
-/// 256 KiB each); more are allocated when needed and freed when done.
-const POOLED_READ_BUFFERS: usize = 16;
+/// Read buffers kept between pulls (4 MiB at 128 KiB each); more are allocated when needed
+/// and freed when done.
+const POOLED_READ_BUFFERS: usize = 32;
 /// Bytes of request chunks handed to one blocking write.
 const WRITE_BATCH: usize = 1024 * 1024;
 
