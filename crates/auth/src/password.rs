@@ -35,14 +35,14 @@ pub(crate) async fn slot() -> Slot {
 }
 
 impl Slot {
-    /// Runs `work` on a blocking thread, holding the slot until it ends.
+    /// Runs `work` on a blocking thread; the slot stays taken until it is dropped.
     pub(crate) async fn run<T: Send + 'static>(
-        self,
+        &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let done = tokio::task::spawn_blocking(work).await;
-        drop(self);
-        done.map_err(|e| AuthError::Crypto(format!("password hashing task: {e}")))
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Crypto(format!("password hashing task: {e}")))
     }
 }
 

@@ -345,41 +345,53 @@ impl Authenticator {
             .await?
             .filter(|r| r.account.kind == AccountKind::User);
         let stored = record.as_ref().and_then(|r| r.password_hash.clone());
-        let cache_key = stored.as_deref().map(|s| password_cache_key(s, password));
-        let now = Instant::now();
-        let cached = cache_key
-            .as_ref()
-            .is_some_and(|key| self.passwords.get(key, now).is_some());
-        let verified = cached || {
-            let slot = password::slot().await;
-            // A request that queued behind one with the same credentials finds its result.
-            let now = Instant::now();
-            if cache_key
-                .as_ref()
-                .is_some_and(|key| self.passwords.get(key, now).is_some())
-            {
-                true
-            } else {
-                let password = password.to_owned();
-                // Unknown users and users without a password cost one verification too.
-                slot.run(move || match stored {
-                    Some(stored) => password::verify_password(&password, &stored),
-                    None => password::verify_dummy(&password),
-                })
-                .await?
-            }
-        };
+        let enabled = record.as_ref().is_some_and(|r| r.account.enabled);
+        let verified = self.password_matches(stored, password, enabled).await?;
         let Some(record) = record.filter(|r| verified && r.account.enabled) else {
             return Err(AuthError::InvalidCredentials);
         };
-        if let Some(key) = cache_key {
-            self.passwords
-                .insert(key, (), now + PASSWORD_CACHE_TTL, now);
-        }
         Ok(Identity {
             principal: user_principal(&record.account),
             credential: Credential::Password,
         })
+    }
+
+    /// Whether `password` matches the PHC string `stored`; without one (an unknown user, or
+    /// one without a password) it costs a verification too and fails. Successes of enabled
+    /// accounts are cached by (stored hash, password), recorded before the Argon2 slot is
+    /// released, so a request that queued behind the same credentials finds the result.
+    async fn password_matches(
+        &self,
+        stored: Option<String>,
+        password: &str,
+        cacheable: bool,
+    ) -> Result<bool, AuthError> {
+        let key = stored.as_deref().map(|s| password_cache_key(s, password));
+        let cached = || {
+            key.as_ref()
+                .is_some_and(|key| self.passwords.get(key, Instant::now()).is_some())
+        };
+        if cached() {
+            return Ok(true);
+        }
+        let slot = password::slot().await;
+        if cached() {
+            return Ok(true);
+        }
+        let password = password.to_owned();
+        let verified = slot
+            .run(move || match stored {
+                Some(stored) => password::verify_password(&password, &stored),
+                None => password::verify_dummy(&password),
+            })
+            .await?;
+        if let (true, true, Some(key)) = (verified, cacheable, key) {
+            let now = Instant::now();
+            self.passwords
+                .insert(key, (), now + PASSWORD_CACHE_TTL, now);
+        }
+        drop(slot);
+        Ok(verified)
     }
 
     async fn check_robot_token(&self, username: &str, token: &str) -> Result<Identity, AuthError> {
