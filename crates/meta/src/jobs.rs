@@ -96,7 +96,8 @@ pub trait JobStore: Send + Sync + 'static {
     async fn enqueue(&self, job: NewJob<'_>) -> Result<Option<i64>, MetaError>;
 
     /// Leases the next due job to `owner` for `lease_ms`: a queued job whose time has come,
-    /// or a running one whose lease ran out. Jobs that ran out of attempts fail instead.
+    /// or a running one whose lease ran out. Jobs whose lease ran out on their last attempt
+    /// are not taken: the first claim that finds nothing due fails them for good.
     async fn claim(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>, MetaError>;
 
     /// Extends `owner`'s lease; false if the job is no longer `owner`'s.
@@ -180,15 +181,7 @@ impl JobStore for SqlMetaStore {
 
     async fn claim(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>, MetaError> {
         let now = now_millis();
-        sqlx::query(
-            "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_until = NULL, \
-             last_error = 'lease expired on the last attempt (the node running it stopped)', \
-             updated_at = $1 \
-             WHERE status = 'running' AND lease_until < $1 AND attempts >= max_attempts",
-        )
-        .bind(now)
-        .execute(&self.write)
-        .await?;
+        // A running job whose lease ran out is taken again while it has attempts left.
         // SKIP LOCKED lets concurrent claimers on PostgreSQL pass over each other's rows;
         // SQLite has one writer, so the statement alone is atomic.
         let sql = match self.dialect {
@@ -197,7 +190,8 @@ impl JobStore for SqlMetaStore {
                  attempts = attempts + 1, updated_at = $3 \
                  WHERE id = (SELECT id FROM jobs \
                     WHERE (status = 'queued' AND run_after <= $3) \
-                       OR (status = 'running' AND lease_until < $3) \
+                       OR (status = 'running' AND lease_until < $3 \
+                           AND attempts < max_attempts) \
                     ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  RETURNING *"
             }
@@ -206,7 +200,8 @@ impl JobStore for SqlMetaStore {
                  attempts = attempts + 1, updated_at = $3 \
                  WHERE id = (SELECT id FROM jobs \
                     WHERE (status = 'queued' AND run_after <= $3) \
-                       OR (status = 'running' AND lease_until < $3) \
+                       OR (status = 'running' AND lease_until < $3 \
+                           AND attempts < max_attempts) \
                     ORDER BY run_after, id LIMIT 1) \
                  RETURNING *"
             }
@@ -217,6 +212,19 @@ impl JobStore for SqlMetaStore {
             .bind(now)
             .fetch_optional(&self.write)
             .await?;
+        if row.is_none() {
+            // Those out of attempts fail for good; only when the queue is idle, so that
+            // a claim under load is one statement.
+            sqlx::query(
+                "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_until = NULL, \
+                 last_error = 'lease expired on the last attempt (the node running it stopped)', \
+                 updated_at = $1 \
+                 WHERE status = 'running' AND lease_until < $1 AND attempts >= max_attempts",
+            )
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        }
         row.as_ref().map(job_from_row).transpose()
     }
 

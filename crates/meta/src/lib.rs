@@ -5,6 +5,7 @@
 //! default) and PostgreSQL (scale-out), each with its own migrations.
 
 mod audit;
+mod batch;
 mod identity;
 mod jobs;
 mod lifecycle;

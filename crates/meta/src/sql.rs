@@ -8,6 +8,10 @@ use bulwark_oci::{Digest, Reference};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::batch::{
+    self, Statement,
+    Value::{Int, Text},
+};
 use crate::sql_lifecycle::{Lock, lock};
 use crate::{
     LifecycleStore, MetaError, MetaStore, NewManifest, Page, Referrer, StoredManifest, TagOptions,
@@ -326,54 +330,60 @@ pub(crate) async fn move_tag(
 }
 
 /// Records a committed blob and makes it visible in `repository` (or touches the link if it
-/// was already), and drops the intent of upload `intent`. Refused while the blob's bytes are
-/// being collected.
+/// was already); with `upload`, drops that upload's intent and session. Refused while the
+/// blob's bytes are being collected.
 async fn link(
     tx: &mut Tx,
     dialect: Dialect,
     repository: &str,
     digest: &Digest,
     size: u64,
-    intent: Option<&str>,
+    upload: Option<&str>,
 ) -> Result<(), MetaError> {
-    let now = now_millis();
-    let repo = ensure_repository(tx, repository).await?;
-    lock(tx, dialect, Lock::RepositoryShared(repo)).await?;
-    lock(tx, dialect, Lock::Blob(digest)).await?;
-    let deleting = sqlx::query("SELECT deleting_at FROM blobs WHERE digest = $1")
-        .bind(digest.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(row) = deleting
-        && row.try_get::<Option<i64>, _>(0)?.is_some()
-    {
-        return Err(MetaError::BlobDeleting(digest.clone()));
+    if dialect == Dialect::Postgres {
+        // Collection takes the same locks when it marks blobs. (SQLite has one writer.)
+        let repo = ensure_repository(tx, repository).await?;
+        lock(tx, dialect, Lock::RepositoryShared(repo)).await?;
+        lock(tx, dialect, Lock::Blob(digest)).await?;
     }
-    let digest = digest.to_string();
-    sqlx::query(
-        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (digest) DO NOTHING",
-    )
-    .bind(&digest)
-    .bind(size as i64)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
-         VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
-    )
-    .bind(repo)
-    .bind(&digest)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    if let Some(id) = intent {
-        sqlx::query("DELETE FROM blob_intents WHERE id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+    let now = now_millis();
+    let stored = digest.to_string();
+    let mut statements = vec![
+        Statement::new(
+            "SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL",
+            [Text(&stored)],
+        ),
+        Statement::new(
+            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+            [Text(repository), Int(now)],
+        ),
+        Statement::new(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO NOTHING",
+            [Text(&stored), Int(size as i64), Int(now)],
+        ),
+        Statement::new(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
+             SELECT id, $2, $3, $3 FROM repositories WHERE name = $1 \
+             ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
+            [Text(repository), Text(&stored), Int(now)],
+        ),
+    ];
+    if let Some(id) = upload {
+        statements.push(Statement::new(
+            "DELETE FROM blob_intents WHERE id = $1",
+            [Text(id)],
+        ));
+        statements.push(Statement::new(
+            "DELETE FROM uploads WHERE id = $1",
+            [Text(id)],
+        ));
+    }
+    // The only rows come from the first statement: the blob is being collected, and
+    // dropping the transaction undoes the rest.
+    if !batch::run(tx, dialect, &statements).await?.is_empty() {
+        return Err(MetaError::BlobDeleting(digest.clone()));
     }
     Ok(())
 }
@@ -663,10 +673,6 @@ impl MetaStore for SqlMetaStore {
     ) -> Result<(), MetaError> {
         let mut tx = self.begin_write().await?;
         link(&mut tx, self.dialect, repository, digest, size, Some(id)).await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -462,6 +462,8 @@ async fn blob_deletion_excludes_links_and_intents(f: &Fixture) {
         s.link_blob("ns/b", &free, 2).await.unwrap_err(),
         MetaError::BlobDeleting(_)
     ));
+    // The refused link left nothing behind, not even the repository it would have made.
+    assert!(!s.repository_exists("ns/b").await.unwrap());
     assert!(!s.announce_blob("up2", &free).await.unwrap());
     // Only marked rows are forgotten.
     assert_eq!(s.forget_blobs(&batch).await.unwrap(), vec![2]);

@@ -428,7 +428,12 @@ async fn expired_leases_are_taken_again_until_attempts_run_out(f: &Fixture) {
     );
     // The dead node's late report changes nothing.
     assert!(!s.complete(id, "node-a").await.unwrap());
-    // node-b died too, on the last attempt: the job fails with the reason.
+    // node-b died too, on the last attempt: the job is not taken again; other work is...
+    let other = s.enqueue(new_job("other", None, 2)).await.unwrap().unwrap();
+    let job = s.claim("node-c", 60_000).await.unwrap().unwrap();
+    assert_eq!(job.id, other);
+    assert!(s.complete(other, "node-c").await.unwrap());
+    // ...and once the queue is idle, the job fails with the reason.
     assert!(s.claim("node-c", 60_000).await.unwrap().is_none());
     let job = s.job(id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
