@@ -329,63 +329,79 @@ pub(crate) async fn move_tag(
     Err(MetaError::Contention("tag"))
 }
 
-/// Records a committed blob and makes it visible in `repository` (or touches the link if it
-/// was already); with `upload`, drops that upload's intent and session. Refused while the
-/// blob's bytes are being collected.
-async fn link(
-    tx: &mut Tx,
-    dialect: Dialect,
-    repository: &str,
-    digest: &Digest,
-    size: u64,
-    upload: Option<&str>,
-) -> Result<(), MetaError> {
-    if dialect == Dialect::Postgres {
-        // Collection takes the same locks when it marks blobs. (SQLite has one writer.)
-        let repo = ensure_repository(tx, repository).await?;
-        lock(tx, dialect, Lock::RepositoryShared(repo)).await?;
-        lock(tx, dialect, Lock::Blob(digest)).await?;
-    }
-    let now = now_millis();
-    let stored = digest.to_string();
-    let mut statements = vec![
-        Statement::new(
+impl SqlMetaStore {
+    /// Records a committed blob and makes it visible in `repository` (or touches the link
+    /// if it was already); with `upload`, drops that upload's intent and session. Refused,
+    /// changing nothing, while the blob's bytes are being collected.
+    async fn link(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        upload: Option<&str>,
+    ) -> Result<(), MetaError> {
+        let now = now_millis();
+        let stored = digest.to_string();
+        // Each write happens only while the blob is not being collected (`$1` its digest).
+        let mut statements = vec![
+            Statement::new(
+                "INSERT INTO repositories (name, created_at) SELECT $2, $3 \
+                 WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL) \
+                 ON CONFLICT (name) DO NOTHING",
+                [Text(stored.clone()), Text(repository.into()), Int(now)],
+            ),
+            // A blob being collected has its row: this inserts nothing then.
+            Statement::new(
+                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (digest) DO NOTHING",
+                [Text(stored.clone()), Int(size as i64), Int(now)],
+            ),
+            Statement::new(
+                "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
+                 SELECT r.id, $1, $3, $3 FROM repositories r WHERE r.name = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL) \
+                 ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
+                [Text(stored.clone()), Text(repository.into()), Int(now)],
+            ),
+        ];
+        if let Some(id) = upload {
+            for sql in [
+                "DELETE FROM blob_intents WHERE id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL)",
+                "DELETE FROM uploads WHERE id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL)",
+            ] {
+                statements.push(Statement::new(sql, [Text(stored.clone()), Text(id.into())]));
+            }
+        }
+        // The only query with rows: a row says the link was refused.
+        statements.push(Statement::new(
             "SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL",
-            [Text(&stored)],
-        ),
-        Statement::new(
-            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) \
-             ON CONFLICT (name) DO NOTHING",
-            [Text(repository), Int(now)],
-        ),
-        Statement::new(
-            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (digest) DO NOTHING",
-            [Text(&stored), Int(size as i64), Int(now)],
-        ),
-        Statement::new(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
-             SELECT id, $2, $3, $3 FROM repositories WHERE name = $1 \
-             ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
-            [Text(repository), Text(&stored), Int(now)],
-        ),
-    ];
-    if let Some(id) = upload {
-        statements.push(Statement::new(
-            "DELETE FROM blob_intents WHERE id = $1",
-            [Text(id)],
+            [Text(stored)],
         ));
-        statements.push(Statement::new(
-            "DELETE FROM uploads WHERE id = $1",
-            [Text(id)],
-        ));
+        let refused = match self.dialect {
+            Dialect::Sqlite => !batch::sqlite_transaction(&self.write, statements)
+                .await?
+                .is_empty(),
+            Dialect::Postgres => {
+                let mut tx = self.begin_write().await?;
+                // Collection takes the same locks when it marks blobs.
+                let repo = ensure_repository(&mut tx, repository).await?;
+                lock(&mut tx, self.dialect, Lock::RepositoryShared(repo)).await?;
+                lock(&mut tx, self.dialect, Lock::Blob(digest)).await?;
+                let refused = !batch::run_each(&mut tx, &statements).await?.is_empty();
+                // Refused, the transaction is dropped: with it the repository made above.
+                if !refused {
+                    tx.commit().await?;
+                }
+                refused
+            }
+        };
+        if refused {
+            return Err(MetaError::BlobDeleting(digest.clone()));
+        }
+        Ok(())
     }
-    // The only rows come from the first statement: the blob is being collected, and
-    // dropping the transaction undoes the rest.
-    if !batch::run(tx, dialect, &statements).await?.is_empty() {
-        return Err(MetaError::BlobDeleting(digest.clone()));
-    }
-    Ok(())
 }
 
 /// Ends a manifest's live tags (`$1` repository, `$2` digest) now (`$3`), or at their expiry
@@ -658,10 +674,7 @@ impl MetaStore for SqlMetaStore {
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
-        link(&mut tx, self.dialect, repository, digest, size, None).await?;
-        tx.commit().await?;
-        Ok(())
+        self.link(repository, digest, size, None).await
     }
 
     async fn complete_upload(
@@ -671,10 +684,7 @@ impl MetaStore for SqlMetaStore {
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
-        link(&mut tx, self.dialect, repository, digest, size, Some(id)).await?;
-        tx.commit().await?;
-        Ok(())
+        self.link(repository, digest, size, Some(id)).await
     }
 
     async fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<bool, MetaError> {

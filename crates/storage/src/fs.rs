@@ -115,27 +115,31 @@ fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, StorageError> {
     Ok(file)
 }
 
-/// Writes request chunks to a file on a blocking thread, a batch at a time, without
+/// Writes request chunks to an upload on a blocking thread, a batch at a time, without
 /// copying them: while one batch is written the next accumulates, so receiving and writing
-/// overlap and at most two batches are held per upload.
+/// overlap and at most two batches are held per upload. The upload is opened (`open_at`)
+/// by the first batch's write, on the same blocking thread: one hand-off for a small body.
 struct BatchWriter {
+    unopened: Option<(PathBuf, u64)>,
     idle: Option<std::fs::File>,
-    in_flight: Option<tokio::task::JoinHandle<io::Result<std::fs::File>>>,
+    in_flight: Option<tokio::task::JoinHandle<Result<std::fs::File, StorageError>>>,
     batch: Vec<Bytes>,
     batch_len: usize,
 }
 
 impl BatchWriter {
-    fn new(file: std::fs::File) -> Self {
+    /// A writer for the upload at `path` from `offset` on.
+    fn new(path: PathBuf, offset: u64) -> Self {
         BatchWriter {
-            idle: Some(file),
+            unopened: Some((path, offset)),
+            idle: None,
             in_flight: None,
             batch: Vec::new(),
             batch_len: 0,
         }
     }
 
-    async fn push(&mut self, chunk: Bytes) -> io::Result<()> {
+    async fn push(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         self.batch_len += chunk.len();
         self.batch.push(chunk);
         if self.batch_len >= WRITE_BATCH {
@@ -145,17 +149,20 @@ impl BatchWriter {
     }
 
     /// Waits for the previous batch, then hands the current one to a blocking thread.
-    async fn send(&mut self) -> io::Result<()> {
-        let mut file = match self.in_flight.take() {
-            Some(write) => write.await.map_err(io::Error::other)??,
-            None => self
-                .idle
-                .take()
-                .expect("a file is idle when no write is in flight"),
+    async fn send(&mut self) -> Result<(), StorageError> {
+        let file = match self.in_flight.take() {
+            Some(write) => Some(write.await.map_err(io::Error::other)??),
+            None => self.idle.take(),
         };
+        let unopened = self.unopened.take();
         let batch = std::mem::take(&mut self.batch);
         self.batch_len = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let mut file = match (file, unopened) {
+                (Some(file), _) => file,
+                (None, Some((path, offset))) => open_at(&path, offset)?,
+                (None, None) => unreachable!("the file is open or still to open"),
+            };
             for chunk in &batch {
                 file.write_all(chunk)?;
             }
@@ -164,9 +171,10 @@ impl BatchWriter {
         Ok(())
     }
 
-    /// Waits for the write in flight; with `write_rest`, first hands over the last batch.
-    async fn finish(mut self, write_rest: bool) -> io::Result<()> {
-        if write_rest && !self.batch.is_empty() {
+    /// Waits for the write in flight; with `write_rest`, first hands over the last batch
+    /// (and opens the upload if nothing did: an empty body still checks its offset).
+    async fn finish(mut self, write_rest: bool) -> Result<(), StorageError> {
+        if write_rest && (!self.batch.is_empty() || self.unopened.is_some()) {
             self.send().await?;
         }
         if let Some(write) = self.in_flight.take() {
@@ -276,9 +284,7 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         mut data: ByteStream,
     ) -> Result<Appended, StorageError> {
-        let path = self.upload_path(id)?;
-        let file = blocking(move || open_at(&path, offset)).await?;
-        let mut writer = BatchWriter::new(file);
+        let mut writer = BatchWriter::new(self.upload_path(id)?, offset);
         let mut size = offset;
         let mut failure = None;
         while let Some(chunk) = data.next().await {
@@ -287,7 +293,7 @@ impl BlobStore for FsBlobStore {
                     size += chunk.len() as u64;
                     writer.push(chunk).await
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             if let Err(e) = pushed {
                 failure = Some(e);
@@ -297,7 +303,7 @@ impl BlobStore for FsBlobStore {
         // Always wait for the write in flight, so that no write outlives this call.
         let flushed = writer.finish(failure.is_none()).await;
         match failure {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None => {
                 flushed?;
                 Ok(Appended {

@@ -379,6 +379,9 @@ async fn aborted_and_idle_uploads(f: &Fixture) {
             .unwrap()
             .is_empty()
     );
+    // Untouched for longer than nothing: once the clock has moved past the last write
+    // (S3 stamps objects to the millisecond, and the listing can follow within one).
+    tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         store.idle_uploads(Duration::ZERO).await.unwrap(),
         ["idle-a", "idle-b"]
@@ -473,4 +476,38 @@ async fn s3_large_blobs_are_copied_in_parts() {
         content
     );
     assert!(store.idle_uploads(Duration::ZERO).await.unwrap().is_empty());
+}
+
+/// The filesystem store opens an upload with its first write. An append with an empty body
+/// still opens it: a retry from an earlier offset drops the bytes past it, and an offset
+/// past the end is refused.
+#[tokio::test]
+async fn fs_an_empty_append_still_checks_its_offset() {
+    let f = Fixture::fs().await;
+    let store = &*f.store;
+    let state = store.begin_upload("offsets").await.unwrap();
+    let a = append(store, "offsets", &state, 0, b"0123456789").await;
+    assert!(matches!(
+        store
+            .append_upload("offsets", &a.state, 11, body(b""))
+            .await,
+        Err(StorageError::UploadSizeMismatch {
+            expected: 11,
+            actual: 10
+        })
+    ));
+    let b = store
+        .append_upload("offsets", &a.state, 4, body(b""))
+        .await
+        .unwrap();
+    assert_eq!(b.size, 4);
+    // The six bytes past offset 4 are gone.
+    assert!(matches!(
+        store.append_upload("offsets", &b.state, 5, body(b"")).await,
+        Err(StorageError::UploadSizeMismatch {
+            expected: 5,
+            actual: 4
+        })
+    ));
+    commit_and_read_back(store, "offsets", &b.state, b"0123").await;
 }
