@@ -2,7 +2,8 @@
 //!
 //! Every byte is hashed once, as it streams to storage; the hash state and the blob store's
 //! own state of the upload (for S3: the multipart upload and its parts) are saved with the
-//! session after each chunk in one compare-and-set, so any node can take the next one. A
+//! session after each chunk in one compare-and-set, so any node can take the next one (the
+//! last chunk, sent with the closing `PUT`, only if the upload then fails to complete). A
 //! blob becomes visible only after its digest matched, its bytes were committed, and the
 //! metadata named it.
 
@@ -165,7 +166,7 @@ impl Registry {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repo, id).await?;
         check_offset(&session, start)?;
-        let (appended, _) = self.append_locked(&session, declared_len, body).await?;
+        let appended = self.append_locked(&session, declared_len, body).await?;
         Ok(UploadState {
             id: session.id,
             size: appended.size,
@@ -179,7 +180,7 @@ impl Registry {
         session: &UploadSession,
         declared_len: Option<u64>,
         body: ByteStream,
-    ) -> Result<(Appended, DigestHasher), RegistryError> {
+    ) -> Result<Appended, RegistryError> {
         let (appended, hasher) = self
             .stream_to_upload(
                 &session.id,
@@ -190,8 +191,22 @@ impl Registry {
                 body,
             )
             .await?;
+        self.record_append(session, &appended, &hasher.save())
+            .await?;
+        Ok(appended)
+    }
+
+    /// Records in `session` what an append to it left: `appended`, and the hash state
+    /// after it. Lost to another request (which took a chunk for this session meanwhile),
+    /// the append's own storage state is released and the chunk refused.
+    async fn record_append(
+        &self,
+        session: &UploadSession,
+        appended: &Appended,
+        hash_state: &[u8],
+    ) -> Result<(), RegistryError> {
         if appended.size == session.size {
-            return Ok((appended, hasher));
+            return Ok(());
         }
         let recorded = self
             .meta
@@ -199,7 +214,7 @@ impl Registry {
                 &session.id,
                 session.size,
                 appended.size,
-                &hasher.save(),
+                hash_state,
                 &appended.state,
             )
             .await?;
@@ -218,13 +233,12 @@ impl Registry {
             tracing::warn!(upload = %session.id, error = %e, "releasing upload state failed");
         }
         if !recorded {
-            // Another node took a chunk for this session meanwhile.
             return Err(RegistryError::ChunkOutOfOrder {
                 start: session.size,
                 size: appended.size,
             });
         }
-        Ok((appended, hasher))
+        Ok(())
     }
 
     /// Writes `body` to upload `id` (in `state`) at `offset` through `hasher`, enforcing the
@@ -270,7 +284,9 @@ impl Registry {
     }
 
     /// Completes an upload with an optional last chunk (starting at `start`, from its
-    /// `Content-Range`, if given), if the content matches `digest`.
+    /// `Content-Range`, if given), if the content matches `digest`. The last chunk is not
+    /// recorded in the session when the upload completes (the session goes): only if the
+    /// completion fails, so that the session still names every byte stored.
     pub async fn finish_upload(
         &self,
         repo: &RepoName,
@@ -282,8 +298,18 @@ impl Registry {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repo, id).await?;
         check_offset(&session, start)?;
-        let (Appended { size, state }, hasher) = match last_chunk {
-            Some((body, declared_len)) => self.append_locked(&session, declared_len, body).await?,
+        let (appended, hasher) = match last_chunk {
+            Some((body, declared_len)) => {
+                self.stream_to_upload(
+                    &session.id,
+                    &session.storage_state,
+                    session.size,
+                    saved_hasher(&session)?,
+                    declared_len,
+                    body,
+                )
+                .await?
+            }
             None => (
                 Appended {
                     size: session.size,
@@ -292,10 +318,11 @@ impl Registry {
                 saved_hasher(&session)?,
             ),
         };
+        let hash_state = hasher.save();
         let (actual, state) = if hasher.algorithm() == digest.algorithm() {
-            (hasher.finish(), state)
+            (hasher.finish(), appended.state.clone())
         } else {
-            self.rehash_upload(id, &state, size, digest.algorithm())
+            self.rehash_upload(id, &appended.state, appended.size, digest.algorithm())
                 .await?
         };
         if actual != *digest {
@@ -305,8 +332,29 @@ impl Registry {
                 actual,
             });
         }
+        let completed = self
+            .commit_and_link(id, repo, &state, appended.size, digest)
+            .await;
+        if completed.is_err()
+            && let Err(e) = self.record_append(&session, &appended, &hash_state).await
+        {
+            tracing::warn!(upload = %id, error = %e, "recording the last chunk failed");
+        }
+        completed
+    }
+
+    /// Commits upload `id` (in `state`, `size` bytes) under `digest` and makes the blob
+    /// visible in `repo`; the upload's intent and session go.
+    async fn commit_and_link(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        state: &[u8],
+        size: u64,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
         self.announce(id, digest).await?;
-        self.blobs.commit_upload(id, &state, size, digest).await?;
+        self.blobs.commit_upload(id, state, size, digest).await?;
         self.meta
             .complete_upload(id, repo.as_str(), digest, size)
             .await?;
@@ -395,15 +443,9 @@ impl Registry {
                 actual,
             });
         }
-        self.announce(id, digest).await?;
-        self.blobs
-            .commit_upload(id, state, appended.size, digest)
-            .await?;
         // No session to remove: this links the blob and drops the intent.
-        self.meta
-            .complete_upload(id, repo.as_str(), digest, appended.size)
-            .await?;
-        Ok(())
+        self.commit_and_link(id, repo, state, appended.size, digest)
+            .await
     }
 
     /// Cross-repository mount: links `digest` into `repo` from `from` (or, without `from`,
