@@ -27,6 +27,9 @@ use crate::{Appended, BlobStore, ByteStream, StorageError, UploadRead, valid_upl
 const POOLED_READ_BUFFERS: usize = 32;
 /// Bytes of request chunks handed to one blocking write.
 const WRITE_BATCH: usize = 1024 * 1024;
+/// Writeback of an upload is started every this many bytes (`start_writeback`).
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+const PAGE: u64 = 4096;
 
 pub struct FsBlobStore {
     blobs: PathBuf,
@@ -121,6 +124,10 @@ fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, StorageError> {
 /// by the first batch's write, on the same blocking thread: one hand-off for a small body.
 struct BatchWriter {
     unopened: Option<(PathBuf, u64)>,
+    /// Where the next batch goes in the file.
+    position: u64,
+    /// How far writeback to disk was started (`start_writeback`).
+    written_back: u64,
     idle: Option<std::fs::File>,
     in_flight: Option<tokio::task::JoinHandle<Result<std::fs::File, StorageError>>>,
     batch: Vec<Bytes>,
@@ -132,6 +139,8 @@ impl BatchWriter {
     fn new(path: PathBuf, offset: u64) -> Self {
         BatchWriter {
             unopened: Some((path, offset)),
+            position: offset,
+            written_back: offset,
             idle: None,
             in_flight: None,
             batch: Vec::new(),
@@ -156,7 +165,12 @@ impl BatchWriter {
         };
         let unopened = self.unopened.take();
         let batch = std::mem::take(&mut self.batch);
+        self.position += self.batch_len as u64;
         self.batch_len = 0;
+        let writeback = writeback_range(self.written_back, self.position);
+        if let Some((start, len)) = writeback {
+            self.written_back = start + len;
+        }
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let mut file = match (file, unopened) {
                 (Some(file), _) => file,
@@ -165,6 +179,9 @@ impl BatchWriter {
             };
             for chunk in &batch {
                 file.write_all(chunk)?;
+            }
+            if let Some((start, len)) = writeback {
+                start_writeback(&file, start, len);
             }
             Ok(file)
         }));
@@ -181,6 +198,30 @@ impl BatchWriter {
             write.await.map_err(io::Error::other)??;
         }
         Ok(())
+    }
+}
+
+/// The range (start, length) of an upload whose writeback to start once `position` bytes
+/// are written and writeback was started up to `written_back`: whole pages a batch behind
+/// the end (so that no write waits for a page under writeback), at least `WRITEBACK_STEP`
+/// of them.
+fn writeback_range(written_back: u64, position: u64) -> Option<(u64, u64)> {
+    let settled = position.saturating_sub(WRITE_BATCH as u64) & !(PAGE - 1);
+    (settled >= written_back + WRITEBACK_STEP).then(|| (written_back, settled - written_back))
+}
+
+/// Starts writing `len` bytes of `file` from `start` to disk without waiting, as the
+/// upload goes: the commit's `fdatasync` then finds little left to flush, instead of a
+/// whole large blob (256 MiB took 0.13 s here, after the client had sent its last byte).
+/// Only advice: what it cannot start, the commit's `fdatasync` writes.
+fn start_writeback(file: &std::fs::File, start: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if let (Ok(start), Ok(len)) = (libc::off64_t::try_from(start), libc::off64_t::try_from(len)) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor we own; no memory is passed.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), start, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
     }
 }
 
@@ -373,5 +414,24 @@ impl BlobStore for FsBlobStore {
             }
         }
         Ok(idle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writeback_starts_on_whole_pages_a_batch_behind_in_steps() {
+        const MIB: u64 = 1024 * 1024;
+        // Less than a step behind the end: nothing yet.
+        assert_eq!(writeback_range(0, 9 * MIB - 1), None);
+        assert_eq!(writeback_range(0, 9 * MIB), Some((0, 8 * MIB)));
+        // From where the last one stopped, to a page boundary a batch behind the end.
+        assert_eq!(
+            writeback_range(8 * MIB, 17 * MIB + 5000),
+            Some((8 * MIB, 8 * MIB + 4096))
+        );
+        assert_eq!(writeback_range(8 * MIB, 12 * MIB), None);
     }
 }
