@@ -24,12 +24,13 @@ wait_ready() {
 }
 
 # start_pair: the reference registry on 5101 ($peer_pid) and Bulwark's embedded default on
-# 5102 ($bulwark_pid, access log off as the peer's is), both stopped when the script exits.
+# 5102 ($bulwark_pid, access log off as the peer's is), both stopped when the script exits,
+# and their data (gigabytes after a full run) removed; the results stay in $OUT.
 start_pair() {
   peer_pid=$("$harness/peer-registry.sh" 5101 "$OUT/peer")
   BULWARK_LOG__ACCESS=false BULWARK_LOG__LEVEL=warn \
     "$bin" serve --listen 127.0.0.1:5102 --data-dir "$OUT/bulwark" >"$OUT/bulwark.log" 2>&1 &
   bulwark_pid=$!
-  trap 'kill $peer_pid $bulwark_pid 2>/dev/null || true' EXIT
+  trap 'kill $peer_pid $bulwark_pid 2>/dev/null || true; wait 2>/dev/null; rm -rf "$OUT/peer" "$OUT/bulwark"' EXIT
   wait_ready 5101 5102
 }

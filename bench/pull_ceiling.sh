@@ -17,7 +17,7 @@ events {}
 http { access_log off; sendfile on; server { listen 127.0.0.1:5103; root $dir/static; } }
 CONF
 nginx -c "$dir/nginx.conf" & ngx=$!
-trap 'kill $ngx 2>/dev/null || true' EXIT
+trap 'kill $ngx 2>/dev/null || true; rm -rf "$dir/static"' EXIT
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:5103/large -r 0-0 && break; sleep 0.1; done
 
 # push BASE FILE [CURL_ARGS...] -> the blob's URL on that registry
