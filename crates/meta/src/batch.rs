@@ -65,7 +65,8 @@ pub(crate) async fn sqlite_transaction(
         }
     })
     .await
-    .map_err(|e| MetaError::Corrupt(format!("a batch's task failed: {e}")))?
+    // Only a panic ends the task early: as when sqlx's own connection thread dies.
+    .map_err(|_| MetaError::Database(sqlx::Error::WorkerCrashed))?
 }
 
 /// Runs `statements` one by one in `tx` (PostgreSQL); returns the rows they return, in order.
