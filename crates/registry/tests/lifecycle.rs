@@ -2,8 +2,9 @@
 //! stores: SQLite with the filesystem, and PostgreSQL with S3 (Garage) as several nodes
 //! share them.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,9 +15,7 @@ use bulwark_oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
 use bulwark_registry::{
     BlobRead, HistoryRequest, LifecycleSettings, Limits, Registry, RegistryError,
 };
-use bulwark_storage::{
-    Appended, BlobStore, ByteStream, FsBlobStore, S3BlobStore, S3Options, StorageError, UploadRead,
-};
+use bulwark_storage::{BlobStore, FsBlobStore, S3BlobStore, S3Options};
 use futures::StreamExt;
 
 /// Stores shared by the nodes of one test.
@@ -67,77 +66,8 @@ impl Stores {
     }
 }
 
-/// A blob store whose commits and deletions take a while, as they do on a loaded object
-/// store: it widens the windows in which a push (commit, then link) and a collection
-/// (mark, delete, forget) can interleave.
-struct Slow(Arc<dyn BlobStore>);
-
+/// How long each commit and deletion takes (`common::Faulty`).
 const SLOW: Duration = Duration::from_millis(15);
-
-#[async_trait::async_trait]
-impl BlobStore for Slow {
-    async fn stat(&self, d: &Digest) -> Result<Option<u64>, StorageError> {
-        self.0.stat(d).await
-    }
-    async fn read(&self, d: &Digest, r: Range<u64>) -> Result<ByteStream, StorageError> {
-        self.0.read(d, r).await
-    }
-    async fn download_url(&self, d: &Digest) -> Result<Option<String>, StorageError> {
-        self.0.download_url(d).await
-    }
-    async fn delete(&self, d: &Digest) -> Result<(), StorageError> {
-        tokio::time::sleep(SLOW).await;
-        self.0.delete(d).await
-    }
-    async fn begin_upload(&self, id: &str) -> Result<Vec<u8>, StorageError> {
-        self.0.begin_upload(id).await
-    }
-    async fn append_upload(
-        &self,
-        id: &str,
-        state: &[u8],
-        offset: u64,
-        data: ByteStream,
-    ) -> Result<Appended, StorageError> {
-        self.0.append_upload(id, state, offset, data).await
-    }
-    async fn release_upload_state(
-        &self,
-        id: &str,
-        dropped: &[u8],
-        kept: &[u8],
-    ) -> Result<(), StorageError> {
-        self.0.release_upload_state(id, dropped, kept).await
-    }
-    async fn commit_upload(
-        &self,
-        id: &str,
-        state: &[u8],
-        size: u64,
-        d: &Digest,
-    ) -> Result<(), StorageError> {
-        self.0.commit_upload(id, state, size, d).await?;
-        tokio::time::sleep(SLOW).await;
-        Ok(())
-    }
-    async fn abort_upload(&self, id: &str, state: Option<&[u8]>) -> Result<(), StorageError> {
-        self.0.abort_upload(id, state).await
-    }
-    async fn read_upload(
-        &self,
-        id: &str,
-        state: &[u8],
-        size: u64,
-    ) -> Result<UploadRead, StorageError> {
-        self.0.read_upload(id, state, size).await
-    }
-    async fn idle_uploads(&self, age: Duration) -> Result<Vec<String>, StorageError> {
-        self.0.idle_uploads(age).await
-    }
-    async fn committed_blobs(&self, age: Duration) -> Result<Vec<(Digest, u64)>, StorageError> {
-        self.0.committed_blobs(age).await
-    }
-}
 
 fn repo(name: &str) -> RepoName {
     RepoName::parse(name, 255).unwrap()
@@ -553,7 +483,7 @@ async fn gc_races_pushes_on_two_nodes_postgres_s3() {
 /// Afterwards every tag pulls completely, and storage holds exactly the blobs tags
 /// reference.
 async fn gc_race(mut stores: Stores, nodes: usize) {
-    stores.blobs = Arc::new(Slow(stores.blobs));
+    stores.blobs = Arc::new(common::Faulty::new(stores.blobs, SLOW));
     let grace = Duration::from_millis(300);
     let config = settings(Duration::ZERO, grace);
     let events = Arc::new(MemorySink::default());
