@@ -349,7 +349,6 @@ impl ScanStore for SqlMetaStore {
     }
 
     async fn put_layer_index(&self, row: &LayerIndexRow) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO layer_indexes (digest, format, status, reason, data, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO UPDATE SET \
@@ -362,9 +361,8 @@ impl ScanStore for SqlMetaStore {
         .bind(&row.reason)
         .bind(&row.data)
         .bind(row.created_at)
-        .execute(&mut *tx)
+        .execute(&self.write)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -380,7 +378,6 @@ impl ScanStore for SqlMetaStore {
 
     async fn queue_manifest_scan(&self, digest: &Digest) -> Result<bool, MetaError> {
         let queued = ManifestScan::queued(digest.clone());
-        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO manifest_scans ({SCAN_COLUMNS}) \
              VALUES ($1, $2, NULL, '[]', $3, NULL, NULL, 0, $4) ON CONFLICT (digest) DO NOTHING"
@@ -389,17 +386,15 @@ impl ScanStore for SqlMetaStore {
         .bind(queued.status.as_str())
         .bind(&queued.findings)
         .bind(queued.updated_at)
-        .execute(&mut *tx)
+        .execute(&self.write)
         .await?
         .rows_affected();
-        tx.commit().await?;
         Ok(inserted > 0)
     }
 
     async fn put_manifest_scan(&self, scan: &ManifestScan) -> Result<(), MetaError> {
         let layers: Vec<String> = scan.layers.iter().map(ToString::to_string).collect();
         let layers = serde_json::to_string(&layers).expect("strings serialize");
-        let mut tx = self.begin_write().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO manifest_scans ({SCAN_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (digest) DO UPDATE SET \
@@ -417,9 +412,8 @@ impl ScanStore for SqlMetaStore {
         .bind(&scan.next_drop_date)
         .bind(scan.generation)
         .bind(scan.updated_at)
-        .execute(&mut *tx)
+        .execute(&self.write)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -487,7 +481,6 @@ impl ScanStore for SqlMetaStore {
 
     async fn set_scan_policy(&self, policy: &ScanPolicy) -> Result<(), MetaError> {
         let allowlist = serde_json::to_string(&policy.allowlist).expect("strings serialize");
-        let mut tx = self.begin_write().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO scan_policies ({POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (namespace, repository) DO UPDATE SET \
@@ -500,9 +493,8 @@ impl ScanStore for SqlMetaStore {
         .bind(&policy.block_severity)
         .bind(allowlist)
         .bind(policy.updated_at)
-        .execute(&mut *tx)
+        .execute(&self.write)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -511,15 +503,13 @@ impl ScanStore for SqlMetaStore {
         namespace: &str,
         repository: &str,
     ) -> Result<bool, MetaError> {
-        let mut tx = self.begin_write().await?;
         let deleted =
             sqlx::query("DELETE FROM scan_policies WHERE namespace = $1 AND repository = $2")
                 .bind(namespace)
                 .bind(repository)
-                .execute(&mut *tx)
+                .execute(&self.write)
                 .await?
                 .rows_affected();
-        tx.commit().await?;
         Ok(deleted > 0)
     }
 
