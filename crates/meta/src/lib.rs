@@ -4,6 +4,19 @@
 //! `Any` driver so that one body of SQL and one test suite serve SQLite (the embedded
 //! default) and PostgreSQL (scale-out), each with its own migrations.
 
+/// A query with a row while the blob whose digest is the parameter `$digest` (e.g. `"$1"`)
+/// is being collected. Writes that would keep or link such a blob carry `NOT EXISTS (…)`
+/// of it, so that the check and the write are one statement.
+macro_rules! blob_being_collected {
+    ($digest:literal) => {
+        concat!(
+            "SELECT 1 FROM blobs WHERE digest = ",
+            $digest,
+            " AND deleting_at IS NOT NULL"
+        )
+    };
+}
+
 mod audit;
 mod batch;
 mod identity;

@@ -125,19 +125,22 @@ impl SqlMetaStore {
         // a tenth as often, each copying the same few megabytes of distinct pages, took
         // small pushes from about 195 to 220 images/s. A log that grew past 64 MiB (a long
         // read holding a snapshot) is truncated back to that once it restarts.
-        let synchronous = if options.sqlite_sync_every_commit {
-            "FULL"
+        macro_rules! pragmas {
+            ($synchronous:literal) => {
+                concat!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = ",
+                    $synchronous,
+                    "; PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+                )
+            };
+        }
+        let pragmas: &'static str = if options.sqlite_sync_every_commit {
+            pragmas!("FULL")
         } else {
-            "NORMAL"
+            pragmas!("NORMAL")
         };
-        let pragmas: std::sync::Arc<str> = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-             PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864; \
-             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
-        )
-        .into();
         let pool = |max: u32| {
-            let pragmas = pragmas.clone();
             AnyPoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
@@ -145,11 +148,8 @@ impl SqlMetaStore {
                 // only add a round trip to the connection's thread to every statement.
                 .test_before_acquire(false)
                 .after_connect(move |conn, _| {
-                    let pragmas = pragmas.to_string();
                     Box::pin(async move {
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas))
-                            .execute(conn)
-                            .await?;
+                        sqlx::raw_sql(pragmas).execute(conn).await?;
                         Ok(())
                     })
                 })
@@ -359,9 +359,11 @@ impl SqlMetaStore {
         // Each write happens only while the blob is not being collected (`$1` its digest).
         let mut statements = vec![
             Statement::new(
-                "INSERT INTO repositories (name, created_at) SELECT $2, $3 \
-                 WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL) \
-                 ON CONFLICT (name) DO NOTHING",
+                concat!(
+                    "INSERT INTO repositories (name, created_at) SELECT $2, $3 WHERE NOT EXISTS (",
+                    blob_being_collected!("$1"),
+                    ") ON CONFLICT (name) DO NOTHING"
+                ),
                 [Text(stored.clone()), Text(repository.into()), Int(now)],
             ),
             // A blob being collected has its row: this inserts nothing then.
@@ -371,28 +373,35 @@ impl SqlMetaStore {
                 [Text(stored.clone()), Int(size as i64), Int(now)],
             ),
             Statement::new(
-                "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
-                 SELECT r.id, $1, $3, $3 FROM repositories r WHERE r.name = $2 \
-                 AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL) \
-                 ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
+                concat!(
+                    "INSERT INTO repository_blobs (repository_id, digest, created_at, touched_at) \
+                     SELECT r.id, $1, $3, $3 FROM repositories r WHERE r.name = $2 \
+                     AND NOT EXISTS (",
+                    blob_being_collected!("$1"),
+                    ") ON CONFLICT (repository_id, digest) \
+                     DO UPDATE SET touched_at = excluded.touched_at"
+                ),
                 [Text(stored.clone()), Text(repository.into()), Int(now)],
             ),
         ];
         if let Some(id) = upload {
             for sql in [
-                "DELETE FROM blob_intents WHERE id = $2 \
-                 AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL)",
-                "DELETE FROM uploads WHERE id = $2 \
-                 AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL)",
+                concat!(
+                    "DELETE FROM blob_intents WHERE id = $2 AND NOT EXISTS (",
+                    blob_being_collected!("$1"),
+                    ")"
+                ),
+                concat!(
+                    "DELETE FROM uploads WHERE id = $2 AND NOT EXISTS (",
+                    blob_being_collected!("$1"),
+                    ")"
+                ),
             ] {
                 statements.push(Statement::new(sql, [Text(stored.clone()), Text(id.into())]));
             }
         }
         // The only query with rows: a row says the link was refused.
-        statements.push(Statement::new(
-            "SELECT 1 FROM blobs WHERE digest = $1 AND deleting_at IS NOT NULL",
-            [Text(stored)],
-        ));
+        statements.push(Statement::new(blob_being_collected!("$1"), [Text(stored)]));
         let refused = match self.dialect {
             Dialect::Sqlite => !batch::sqlite_transaction(&self.write, statements)
                 .await?

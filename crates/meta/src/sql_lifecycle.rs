@@ -587,12 +587,13 @@ impl LifecycleStore for SqlMetaStore {
     async fn announce_blob(&self, id: &str, digest: &Digest) -> Result<bool, MetaError> {
         // The intent goes in only while collection is not deleting the blob's bytes; the
         // check and the insert are one statement.
-        let announce = sqlx::query(
+        let announce = sqlx::query(concat!(
             "INSERT INTO blob_intents (id, digest, created_at) SELECT $1, $2, $3 \
-             WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = $2 AND deleting_at IS NOT NULL) \
-             ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, \
-             created_at = excluded.created_at",
-        )
+             WHERE NOT EXISTS (",
+            blob_being_collected!("$2"),
+            ") ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, \
+             created_at = excluded.created_at"
+        ))
         .bind(id)
         .bind(digest.to_string())
         .bind(now_millis());
