@@ -123,12 +123,12 @@ fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, StorageError> {
 /// overlap and at most two batches are held per upload. The upload is opened (`open_at`)
 /// by the first batch's write, on the same blocking thread: one hand-off for a small body.
 struct BatchWriter {
-    unopened: Option<(PathBuf, u64)>,
+    /// The upload, until the first batch's write opens it at `position`.
+    unopened: Option<PathBuf>,
     /// Where the next batch goes in the file.
     position: u64,
     /// How far writeback to disk was started (`start_writeback`).
     written_back: u64,
-    idle: Option<std::fs::File>,
     in_flight: Option<tokio::task::JoinHandle<Result<std::fs::File, StorageError>>>,
     batch: Vec<Bytes>,
     batch_len: usize,
@@ -138,10 +138,9 @@ impl BatchWriter {
     /// A writer for the upload at `path` from `offset` on.
     fn new(path: PathBuf, offset: u64) -> Self {
         BatchWriter {
-            unopened: Some((path, offset)),
+            unopened: Some(path),
             position: offset,
             written_back: offset,
-            idle: None,
             in_flight: None,
             batch: Vec::new(),
             batch_len: 0,
@@ -161,9 +160,9 @@ impl BatchWriter {
     async fn send(&mut self) -> Result<(), StorageError> {
         let file = match self.in_flight.take() {
             Some(write) => Some(write.await.map_err(io::Error::other)??),
-            None => self.idle.take(),
+            None => None,
         };
-        let unopened = self.unopened.take();
+        let unopened = self.unopened.take().map(|path| (path, self.position));
         let batch = std::mem::take(&mut self.batch);
         self.position += self.batch_len as u64;
         self.batch_len = 0;
