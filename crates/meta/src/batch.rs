@@ -10,6 +10,8 @@
 //! A batch must not branch on what its own statements find: statements that depend on a
 //! condition carry it in their `WHERE`, and a final query can report the outcome.
 
+use std::borrow::Cow;
+
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
@@ -21,18 +23,22 @@ use crate::sql::Tx;
 pub(crate) enum Value {
     Int(i64),
     Text(String),
+    Bytes(Vec<u8>),
+    /// Typed nulls: PostgreSQL wants the column's type even for a null.
+    MaybeInt(Option<i64>),
+    MaybeText(Option<String>),
 }
 
 /// One statement, its parameters `$1…$n` bound to `values` in order.
 pub(crate) struct Statement {
-    sql: &'static str,
+    sql: Cow<'static, str>,
     values: Vec<Value>,
 }
 
 impl Statement {
-    pub(crate) fn new(sql: &'static str, values: impl Into<Vec<Value>>) -> Self {
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>, values: impl Into<Vec<Value>>) -> Self {
         Statement {
-            sql,
+            sql: sql.into(),
             values: values.into(),
         }
     }
@@ -51,7 +57,7 @@ pub(crate) async fn sqlite_transaction(
         let mut conn = pool.acquire().await?;
         let sql = format!("BEGIN IMMEDIATE;\n{}COMMIT;", joined(&statements));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in statements.iter().flat_map(|s| &s.values) {
+        for value in statements.into_iter().flat_map(|s| s.values) {
             query = bind(query, value);
         }
         match query.fetch_all(&mut *conn).await {
@@ -76,9 +82,9 @@ pub(crate) async fn run_each(
 ) -> Result<Vec<AnyRow>, MetaError> {
     let mut rows = Vec::new();
     for statement in statements {
-        let mut query = sqlx::query(statement.sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_ref()));
         for value in &statement.values {
-            query = bind(query, value);
+            query = bind(query, value.clone());
         }
         rows.extend(query.fetch_all(&mut **tx).await?);
     }
@@ -87,10 +93,13 @@ pub(crate) async fn run_each(
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-fn bind<'q>(query: Query<'q>, value: &Value) -> Query<'q> {
+fn bind(query: Query<'_>, value: Value) -> Query<'_> {
     match value {
-        Value::Int(v) => query.bind(*v),
-        Value::Text(v) => query.bind(v.clone()),
+        Value::Int(v) => query.bind(v),
+        Value::Text(v) => query.bind(v),
+        Value::Bytes(v) => query.bind(v),
+        Value::MaybeInt(v) => query.bind(v),
+        Value::MaybeText(v) => query.bind(v),
     }
 }
 
@@ -100,7 +109,7 @@ fn joined(statements: &[Statement]) -> String {
     let mut sql = String::new();
     let mut offset = 0;
     for statement in statements {
-        let mut rest = statement.sql;
+        let mut rest = statement.sql.as_ref();
         while let Some(at) = rest.find('$') {
             sql.push_str(&rest[..=at]);
             rest = &rest[at + 1..];

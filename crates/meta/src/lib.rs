@@ -27,6 +27,7 @@ mod scan;
 mod sql;
 mod sql_identity;
 mod sql_lifecycle;
+mod sql_manifest;
 mod sql_quota;
 
 use bulwark_oci::{Digest, Reference};

@@ -13,6 +13,7 @@ use crate::batch::{
     Value::{Int, Text},
 };
 use crate::sql_lifecycle::{Lock, lock};
+use crate::sql_manifest;
 use crate::{
     LifecycleStore, MetaError, MetaStore, NewManifest, Page, Referrer, StoredManifest, TagOptions,
     UploadSession, now_millis,
@@ -563,6 +564,24 @@ fn page_args(page: Page<'_>) -> (String, i64) {
 impl SqlMetaStore {
     /// Stores a manifest and moves its tag with `options` (see `MetaStore::put_manifest`).
     pub(crate) async fn store_manifest(
+        &self,
+        m: NewManifest<'_>,
+        options: TagOptions,
+    ) -> Result<(), MetaError> {
+        if self.dialect == Dialect::Sqlite
+            && let Some(statements) = sql_manifest::statements(&m, options, now_millis())
+            && !batch::sqlite_transaction(&self.write, statements)
+                .await?
+                .is_empty()
+        {
+            return Ok(());
+        }
+        self.store_manifest_in_transaction(m, options).await
+    }
+
+    /// `store_manifest` reading what the push depends on before it writes: PostgreSQL's
+    /// way (under the repository's lock), and SQLite's when the batch did not apply.
+    pub(crate) async fn store_manifest_in_transaction(
         &self,
         m: NewManifest<'_>,
         options: TagOptions,
