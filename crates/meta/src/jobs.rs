@@ -7,6 +7,10 @@ use std::sync::{Arc, Mutex};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::batch::{
+    Statement,
+    Value::{Int, MaybeText, Text},
+};
 use crate::sql::{Dialect, SqlMetaStore};
 use crate::{MetaError, now_millis};
 
@@ -159,23 +163,44 @@ fn lock_key(name: &str) -> i64 {
     h as i64
 }
 
+/// Inserts a queued job: `$1` kind, `$2` payload, `$3` unique key, `$4` attempts allowed,
+/// `$5` when it may run, `$6` now. A job with the same key already there stays as it is.
+macro_rules! insert_job {
+    () => {
+        "INSERT INTO jobs (kind, payload, status, unique_key, attempts, max_attempts, \
+         run_after, created_at, updated_at) VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $6) \
+         ON CONFLICT DO NOTHING"
+    };
+}
+
+/// `job` enqueued at `now`, as a statement of a batch.
+pub(crate) fn enqueue_statement(job: &NewJob<'_>, now: i64) -> Statement {
+    Statement::new(
+        insert_job!(),
+        [
+            Text(job.kind.to_owned()),
+            Text(job.payload.to_owned()),
+            MaybeText(job.unique_key.map(str::to_owned)),
+            Int(i64::from(job.max_attempts.max(1))),
+            Int(job.run_after),
+            Int(now),
+        ],
+    )
+}
+
 #[async_trait::async_trait]
 impl JobStore for SqlMetaStore {
     async fn enqueue(&self, job: NewJob<'_>) -> Result<Option<i64>, MetaError> {
         let now = now_millis();
-        let row = sqlx::query(
-            "INSERT INTO jobs (kind, payload, status, unique_key, attempts, max_attempts, \
-             run_after, created_at, updated_at) VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $6) \
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(job.kind)
-        .bind(job.payload)
-        .bind(job.unique_key)
-        .bind(i64::from(job.max_attempts.max(1)))
-        .bind(job.run_after)
-        .bind(now)
-        .fetch_optional(&self.write)
-        .await?;
+        let row = sqlx::query(concat!(insert_job!(), " RETURNING id"))
+            .bind(job.kind)
+            .bind(job.payload)
+            .bind(job.unique_key)
+            .bind(i64::from(job.max_attempts.max(1)))
+            .bind(job.run_after)
+            .bind(now)
+            .fetch_optional(&self.write)
+            .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 

@@ -6,7 +6,12 @@ use bulwark_oci::Digest;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::{SqlMetaStore, parse_digest};
+use crate::batch::{
+    self, Statement,
+    Value::{Int, Text},
+};
+use crate::jobs::{NewJob, enqueue_statement};
+use crate::sql::{Dialect, SqlMetaStore, parse_digest};
 use crate::{MetaError, now_millis};
 
 /// One vulnerability record as imported.
@@ -145,8 +150,13 @@ pub trait ScanStore: Send + Sync + 'static {
 
     async fn manifest_scan(&self, digest: &Digest) -> Result<Option<ManifestScan>, MetaError>;
 
-    /// Records a queued scan unless the manifest already has one. Returns whether it did.
-    async fn queue_manifest_scan(&self, digest: &Digest) -> Result<bool, MetaError>;
+    /// Records a queued scan unless the manifest already has one, and enqueues `job` (which
+    /// runs it), in one transaction. Returns whether the scan's row is new.
+    async fn queue_manifest_scan(
+        &self,
+        digest: &Digest,
+        job: NewJob<'_>,
+    ) -> Result<bool, MetaError>;
 
     /// Stores a scan's result, replacing what was there.
     async fn put_manifest_scan(&self, scan: &ManifestScan) -> Result<(), MetaError>;
@@ -376,20 +386,39 @@ impl ScanStore for SqlMetaStore {
         row.as_ref().map(manifest_scan).transpose()
     }
 
-    async fn queue_manifest_scan(&self, digest: &Digest) -> Result<bool, MetaError> {
+    async fn queue_manifest_scan(
+        &self,
+        digest: &Digest,
+        job: NewJob<'_>,
+    ) -> Result<bool, MetaError> {
         let queued = ManifestScan::queued(digest.clone());
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO manifest_scans ({SCAN_COLUMNS}) \
-             VALUES ($1, $2, NULL, '[]', $3, NULL, NULL, 0, $4) ON CONFLICT (digest) DO NOTHING"
-        )))
-        .bind(digest.to_string())
-        .bind(queued.status.as_str())
-        .bind(&queued.findings)
-        .bind(queued.updated_at)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(inserted > 0)
+        let statements = vec![
+            enqueue_statement(&job, queued.updated_at),
+            // The only statement with a row: one if the scan's row is new.
+            Statement::new(
+                format!(
+                    "INSERT INTO manifest_scans ({SCAN_COLUMNS}) \
+                     VALUES ($1, $2, NULL, '[]', $3, NULL, NULL, 0, $4) \
+                     ON CONFLICT (digest) DO NOTHING RETURNING 1"
+                ),
+                [
+                    Text(digest.to_string()),
+                    Text(queued.status.as_str().to_owned()),
+                    Text(queued.findings),
+                    Int(queued.updated_at),
+                ],
+            ),
+        ];
+        let rows = match self.dialect {
+            Dialect::Sqlite => batch::sqlite_transaction(&self.write, statements).await?,
+            Dialect::Postgres => {
+                let mut tx = self.begin_write().await?;
+                let rows = batch::run_each(&mut tx, &statements).await?;
+                tx.commit().await?;
+                rows
+            }
+        };
+        Ok(!rows.is_empty())
     }
 
     async fn put_manifest_scan(&self, scan: &ManifestScan) -> Result<(), MetaError> {

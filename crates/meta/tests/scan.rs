@@ -4,8 +4,8 @@
 mod common;
 
 use bulwark_meta::{
-    LayerIndexRow, ManifestScan, MetaStore, NewManifest, ScanPolicy, ScanStatus, ScanStore,
-    VulnerabilityRecord, now_millis,
+    JobStore, LayerIndexRow, ManifestScan, MetaStore, NewJob, NewManifest, ScanPolicy, ScanStatus,
+    ScanStore, VulnerabilityRecord, now_millis,
 };
 use bulwark_oci::Digest;
 use common::{Fixture, on_every_backend};
@@ -99,11 +99,24 @@ async fn layer_indexes_are_stored_and_replaced(f: &Fixture) {
 async fn manifest_scans_queue_store_and_list_for_rematching(f: &Fixture) {
     let s = f.open().await;
     let (a, b, c) = (d("a"), d("b"), d("c"));
-    assert!(s.queue_manifest_scan(&a).await.unwrap());
-    assert!(!s.queue_manifest_scan(&a).await.unwrap());
+    fn job(digest: &Digest) -> NewJob<'_> {
+        NewJob {
+            kind: "scan",
+            payload: "{}",
+            unique_key: Some(digest.hex()),
+            run_after: 0,
+            max_attempts: 3,
+        }
+    }
+    assert!(s.queue_manifest_scan(&a, job(&a)).await.unwrap());
+    assert!(!s.queue_manifest_scan(&a, job(&a)).await.unwrap());
     let queued = s.manifest_scan(&a).await.unwrap().unwrap();
     assert_eq!(queued.status, ScanStatus::Queued);
     assert_eq!(queued.findings, "[]");
+    // The scan's job came with it, once.
+    let jobs = s.jobs(None, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].kind, "scan");
 
     let scanned = |digest: &Digest, generation| ManifestScan {
         digest: digest.clone(),
@@ -134,7 +147,7 @@ async fn manifest_scans_queue_store_and_list_for_rematching(f: &Fixture) {
         }
     );
     // A queue after a result changes nothing.
-    assert!(!s.queue_manifest_scan(&b).await.unwrap());
+    assert!(!s.queue_manifest_scan(&b, job(&b)).await.unwrap());
     assert_eq!(
         s.manifest_scan(&b).await.unwrap().unwrap().status,
         ScanStatus::Scanned

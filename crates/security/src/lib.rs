@@ -144,22 +144,20 @@ impl Security {
         if !self.settings.enabled {
             return Err(SecurityError::Disabled);
         }
-        self.store.queue_manifest_scan(digest).await?;
         let payload = serde_json::to_string(&ScanRequest {
             repository: repository.to_owned(),
             digest: digest.to_string(),
         })
         .expect("strings serialize");
         let key = format!("{SCAN_MANIFEST}:{digest}");
-        self.store
-            .enqueue(NewJob {
-                kind: SCAN_MANIFEST,
-                payload: &payload,
-                unique_key: Some(&key),
-                run_after: now_millis(),
-                max_attempts: SCAN_ATTEMPTS,
-            })
-            .await?;
+        let job = NewJob {
+            kind: SCAN_MANIFEST,
+            payload: &payload,
+            unique_key: Some(&key),
+            run_after: now_millis(),
+            max_attempts: SCAN_ATTEMPTS,
+        };
+        self.store.queue_manifest_scan(digest, job).await?;
         Ok(())
     }
 
