@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bulwark_oci::Digest;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::fs::{self, File};
+use tokio::fs;
 
 use crate::file_read::{BufferPool, stream_range};
 use crate::{Appended, BlobStore, ByteStream, StorageError, UploadRead, valid_upload_id};
@@ -89,11 +89,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StorageError::Io(io::Error::other(e)))?
 }
 
-/// Opens an upload and takes its lock. A write still running for an earlier request on
-/// this upload (its client went away and its task was dropped) holds the lock until it
-/// ends, so a retry never writes or commits beside it.
-fn open_locked(path: &Path) -> Result<std::fs::File, StorageError> {
-    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+/// Opens an upload and takes its lock; `empty_ok` creates it if it was never written (an
+/// upload's file appears with its first bytes). A write still running for an earlier
+/// request on this upload (its client went away and its task was dropped) holds the lock
+/// until it ends, so a retry never writes or commits beside it.
+fn open_locked(path: &Path, empty_ok: bool) -> Result<std::fs::File, StorageError> {
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(empty_ok)
+        .open(path);
+    let file = match opened {
         Ok(f) => f,
         Err(e) => return not_found_as(e, StorageError::UploadNotFound),
     };
@@ -103,7 +108,7 @@ fn open_locked(path: &Path) -> Result<std::fs::File, StorageError> {
 
 /// Opens an upload for writing at `offset`, dropping bytes past it.
 fn open_at(path: &Path, offset: u64) -> Result<std::fs::File, StorageError> {
-    let mut file = open_locked(path)?;
+    let mut file = open_locked(path, offset == 0)?;
     let len = file.metadata()?.len();
     if len < offset {
         return Err(StorageError::UploadSizeMismatch {
@@ -231,7 +236,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Moves the first `size` bytes of an upload to `target`, durably.
 fn commit(upload: &Path, size: u64, target: &Path) -> Result<(), StorageError> {
-    let file = open_locked(upload)?;
+    let file = open_locked(upload, size == 0)?;
     let actual = file.metadata()?.len();
     if actual < size {
         return Err(StorageError::UploadSizeMismatch {
@@ -313,7 +318,9 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn begin_upload(&self, id: &str) -> Result<Vec<u8>, StorageError> {
-        File::create(self.upload_path(id)?).await?;
+        // Nothing to create yet: the first write creates the file (`open_at`), so that a
+        // session costs no file operation before its bytes arrive.
+        self.upload_path(id)?;
         Ok(Vec::new())
     }
 
@@ -388,7 +395,15 @@ impl BlobStore for FsBlobStore {
         state: &[u8],
         size: u64,
     ) -> Result<UploadRead, StorageError> {
-        let file = open_read(self.upload_path(id)?, StorageError::UploadNotFound).await?;
+        let path = self.upload_path(id)?;
+        if size == 0 {
+            // Maybe never written, so without a file: nothing to read either way.
+            return Ok(UploadRead {
+                stream: Box::pin(futures::stream::empty()),
+                state: state.to_vec(),
+            });
+        }
+        let file = open_read(path, StorageError::UploadNotFound).await?;
         Ok(UploadRead {
             stream: stream_range(file, 0..size, Arc::clone(&self.read_buffers)),
             state: state.to_vec(),

@@ -88,6 +88,7 @@ on_every_backend!(
     read_upload_then_commit,
     a_commit_retried_after_a_crash_completes,
     empty_blob,
+    an_upload_never_written_is_empty_and_stores_nothing,
     aborted_and_idle_uploads,
     bad_upload_ids_are_refused,
     committed_blobs_are_listed_by_age,
@@ -363,6 +364,31 @@ async fn empty_blob(f: &Fixture) {
     assert_eq!(store.stat(&digest).await.unwrap(), Some(0));
     assert!(read_all(store, &digest, 0..0).await.is_empty());
     assert_eq!(store.download_url(&digest).await.unwrap(), None);
+}
+
+/// A session begun and never written to holds nothing in storage (beginning one costs no
+/// storage operation), reads as empty and commits as the empty blob.
+async fn an_upload_never_written_is_empty_and_stores_nothing(f: &Fixture) {
+    let store = &*f.store;
+    let state = store.begin_upload("unwritten").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.idle_uploads(Duration::ZERO).await.unwrap().is_empty());
+    assert!(
+        store
+            .append_upload("unwritten", &state, 5, body(b"x"))
+            .await
+            .is_err(),
+        "nothing is there to append after"
+    );
+    let mut read = store.read_upload("unwritten", &state, 0).await.unwrap();
+    assert!(read.stream.next().await.is_none());
+    let digest = Digest::sha256_of(b"");
+    store
+        .commit_upload("unwritten", &read.state, 0, &digest)
+        .await
+        .unwrap();
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(0));
+    assert!(store.idle_uploads(Duration::ZERO).await.unwrap().is_empty());
 }
 
 async fn aborted_and_idle_uploads(f: &Fixture) {
