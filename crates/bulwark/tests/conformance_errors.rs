@@ -207,3 +207,25 @@ async fn unsupported_digest_algorithm_is_refused() {
         .unwrap();
     assert_eq!(error_code(resp).await, "UNSUPPORTED");
 }
+
+/// A request head longer than a connection's 64 KiB read buffer is refused by the HTTP
+/// layer, before the registry sees it: HTTP's own 431 (no spec document: the request
+/// never became a registry request), and the server goes on serving.
+#[tokio::test]
+async fn an_oversized_request_head_is_refused() {
+    let r = Registry::start();
+    let padding = "a".repeat(70 * 1024);
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Padding: {padding}\r\n\r\n",
+        r.host()
+    );
+    let (status, _) = r.raw(request.as_bytes()).await;
+    assert_eq!(status, 431);
+    let fine = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Padding: {}\r\n\r\n",
+        r.host(),
+        "a".repeat(16 * 1024)
+    );
+    let (status, _) = r.raw(fine.as_bytes()).await;
+    assert_eq!(status, 401, "a head within the limit reaches the registry");
+}

@@ -181,9 +181,7 @@ impl BatchWriter {
                 (None, Some((path, offset))) => open_at(&path, offset)?,
                 (None, None) => unreachable!("the file is open or still to open"),
             };
-            for chunk in &batch {
-                file.write_all(chunk)?;
-            }
+            write_all_vectored(&mut file, &batch)?;
             if let Some((start, len)) = writeback {
                 start_writeback(&file, start, len);
             }
@@ -212,6 +210,23 @@ impl BatchWriter {
 fn writeback_range(written_back: u64, position: u64) -> Option<(u64, u64)> {
     let settled = position.saturating_sub(WRITE_BATCH as u64) & !(PAGE - 1);
     (settled >= written_back + WRITEBACK_STEP).then(|| (written_back, settled - written_back))
+}
+
+/// Writes `chunks` in order with as few system calls as the kernel allows (`writev`, at
+/// most `IOV_MAX` slices each): a request body arrives in pieces of 16–64 KiB, and one
+/// `write` per piece cost a 256 MiB push some 8,000 system calls.
+fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Starts writing `len` bytes of `file` from `start` to disk without waiting, as the
@@ -434,6 +449,21 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chunks of every size, more of them than one `writev` takes (`IOV_MAX` is 1,024),
+    /// land in order.
+    #[test]
+    fn vectored_writes_keep_every_chunk_in_order() {
+        let chunks: Vec<Bytes> = (0..3000u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; (i % 7) as usize + 1]))
+            .chain([Bytes::from(vec![7u8; 300_000]), Bytes::new()])
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let mut file = std::fs::File::create(&path).unwrap();
+        write_all_vectored(&mut file, &chunks).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), chunks.concat());
+    }
 
     #[test]
     fn writeback_starts_on_whole_pages_a_batch_behind_in_steps() {
