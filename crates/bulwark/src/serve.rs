@@ -39,6 +39,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// (650 `mmap`/`munmap` pairs and some 65,000 page faults per 256 MiB pushed).
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
 
+/// `server` with the HTTP settings every listener shares.
+fn with_http_settings<Acceptor>(
+    mut server: axum_server::Server<std::net::SocketAddr, Acceptor>,
+) -> axum_server::Server<std::net::SocketAddr, Acceptor> {
+    server
+        .http_builder()
+        .http1()
+        .max_buf_size(HTTP1_READ_BUFFER);
+    server
+}
+
 /// Keeps glibc from holding freed blob buffers. Its mmap threshold grows each time a large
 /// block is freed, after which the 256 KiB read buffers of concurrent pulls come from the
 /// per-thread arenas and stay there, fragmented: resident memory climbed from 47 to over
@@ -285,24 +296,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                     .await
                     .context("loading the TLS certificate and key")?;
-            let mut server = axum_server::bind(config.listen)
-                .acceptor(RustlsAcceptor::new(tls_config).acceptor(TunedSockets))
-                .handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .max_buf_size(HTTP1_READ_BUFFER);
-            server.serve(app).await?
+            with_http_settings(
+                axum_server::bind(config.listen)
+                    .acceptor(RustlsAcceptor::new(tls_config).acceptor(TunedSockets))
+                    .handle(handle),
+            )
+            .serve(app)
+            .await?
         }
         None => {
-            let mut server = axum_server::bind(config.listen)
-                .acceptor(TunedSockets)
-                .handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .max_buf_size(HTTP1_READ_BUFFER);
-            server.serve(app).await?
+            with_http_settings(
+                axum_server::bind(config.listen)
+                    .acceptor(TunedSockets)
+                    .handle(handle),
+            )
+            .serve(app)
+            .await?
         }
     }
     // Jobs in hand get what is left of the grace period.
