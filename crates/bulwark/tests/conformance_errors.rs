@@ -213,19 +213,38 @@ async fn unsupported_digest_algorithm_is_refused() {
 /// never became a registry request), and the server goes on serving.
 #[tokio::test]
 async fn an_oversized_request_head_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let r = Registry::start();
-    let padding = "a".repeat(70 * 1024);
     let request = format!(
-        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Padding: {padding}\r\n\r\n",
-        r.host()
-    );
-    let (status, _) = r.raw(request.as_bytes()).await;
-    assert_eq!(status, 431);
-    let fine = format!(
         "GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Padding: {}\r\n\r\n",
         r.host(),
-        "a".repeat(16 * 1024)
+        "a".repeat(70 * 1024)
     );
-    let (status, _) = r.raw(fine.as_bytes()).await;
-    assert_eq!(status, 401, "a head within the limit reaches the registry");
+    let mut conn = tokio::net::TcpStream::connect(r.host()).await.unwrap();
+    // The server stops reading at its limit, answers and closes; closing with our unread
+    // bytes in its buffer resets the connection, which may cut the write or the answer.
+    let _ = conn.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    // (A server that took the request would keep the connection open after answering.)
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "refused, not served: {answer}"
+    );
+    let within = r
+        .req(Method::GET, "/v2/")
+        .header("X-Padding", "a".repeat(60 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        within.status(),
+        StatusCode::OK,
+        "a head within the limit reaches the registry"
+    );
 }
