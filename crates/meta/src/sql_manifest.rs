@@ -2,7 +2,7 @@
 //!
 //! The transaction path (`SqlMetaStore::store_manifest_in_transaction`) reads what the
 //! push depends on — the blobs and child manifests the repository holds, the tag's live
-//! row — then writes, about ten hand-offs to SQLite's writer thread. Here every write
+//! row — then writes, about eight hand-offs to SQLite's writer thread. Here every write
 //! carries one condition instead, the *guard*: the repository exists, holds every blob
 //! with its declared size and every child manifest, and the tag is not immutable at
 //! another manifest. No statement of the batch changes what the guard reads (a manifest
