@@ -23,7 +23,7 @@ use crate::sockets::TunedSockets;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
-    tune_allocator();
+    fix_mmap_threshold();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // File I/O runs on blocking threads; bound them so memory stays bounded under load.
@@ -50,34 +50,19 @@ fn with_http_settings<Acceptor>(
     server
 }
 
-/// Keeps glibc from holding freed memory, in two settings made before any thread starts.
-///
-/// - A fixed mmap threshold. glibc's grows each time a large block is freed, after which
-///   the 256 KiB read buffers of concurrent pulls came from the per-thread arenas and stayed
-///   there, fragmented: resident memory climbed from 47 to over 120 MiB across repeated
-///   concurrent pulls. A fixed threshold sends them to `mmap`, and freeing returns them to
-///   the system (21 MiB after the same runs, same throughput).
-/// - One arena per two CPUs instead of eight per CPU. Each thread that allocates gets an
-///   arena of its own up to that cap, and each arena keeps its own fragments: after
-///   regbench, four phases of 64 `wrk` connections left the two runtime workers' arenas at
-///   about 25 MB each with 8 MB in use, and the resident size at 62–85 MiB. With one arena
-///   on this 2-CPU machine the same runs stay at 49–58 MiB, at the same request rates
-///   (small allocations come from glibc's per-thread caches without taking the arena's
-///   lock).
-fn tune_allocator() {
+/// Keeps glibc from holding freed blob buffers. Its mmap threshold grows each time a large
+/// block is freed, after which the 256 KiB read buffers of concurrent pulls come from the
+/// per-thread arenas and stay there, fragmented: resident memory climbed from 47 to over
+/// 120 MiB across repeated concurrent pulls. A fixed threshold sends them to `mmap`, and
+/// freeing returns them to the system (21 MiB after the same runs, same throughput).
+fn fix_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
-        let arenas = std::thread::available_parallelism().map_or(1, |n| n.get() / 2);
-        let arenas = libc::c_int::try_from(arenas.max(1)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only sets allocator parameters; called before the runtime starts
+        const THRESHOLD: libc::c_int = 128 * 1024;
+        // SAFETY: mallopt only sets an allocator parameter; called before the runtime starts
         // its threads.
-        let set = unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                && libc::mallopt(libc::M_ARENA_MAX, arenas) == 1
-        };
-        if !set {
-            tracing::warn!("could not tune the allocator");
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) } != 1 {
+            tracing::warn!("could not fix the allocator's mmap threshold");
         }
     }
 }
