@@ -39,11 +39,11 @@ pub(crate) fn statements(
     let manifest_id =
         format!("(SELECT id FROM manifests WHERE repository_id = {REPOSITORY} AND digest = $2)");
     let mut statements = vec![guard.statement(
-        |n| {
+        |n, guard| {
             format!(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, \
                  subject_digest, annotations, size, content, created_at) \
-                 SELECT {REPOSITORY}, $2, {}, $3 WHERE {{guard}} \
+                 SELECT {REPOSITORY}, $2, {}, $3 WHERE {guard} \
                  ON CONFLICT (repository_id, digest) DO NOTHING",
                 placeholders(n, 6)
             )
@@ -61,11 +61,11 @@ pub(crate) fn statements(
     // same blobs and children): the inserts change nothing then.
     if let Some(blobs) = &guard.blobs {
         statements.push(guard.statement(
-            |_| {
+            |_, guard| {
                 format!(
                     "INSERT INTO manifest_blobs (manifest_id, digest) \
                      SELECT DISTINCT {manifest_id}, column1 FROM (VALUES {blobs}) \
-                     WHERE {{guard}} ON CONFLICT DO NOTHING"
+                     WHERE {guard} ON CONFLICT DO NOTHING"
                 )
             },
             vec![],
@@ -73,11 +73,11 @@ pub(crate) fn statements(
     }
     if let Some(children) = &guard.children {
         statements.push(guard.statement(
-            |_| {
+            |_, guard| {
                 format!(
                     "INSERT INTO manifest_children (manifest_id, child_digest) \
                      SELECT {manifest_id}, column1 FROM (VALUES {children}) \
-                     WHERE {{guard}} ON CONFLICT DO NOTHING"
+                     WHERE {guard} ON CONFLICT DO NOTHING"
                 )
             },
             vec![],
@@ -95,41 +95,41 @@ pub(crate) fn statements(
         // The same manifest again: what this push says about the tag applies (as in
         // `sql::move_tag`).
         statements.push(guard.statement(
-            |n| {
+            |n, guard| {
                 let (expires, immutable) = (n, n + 1);
                 format!(
                     "UPDATE tags SET immutable = CASE WHEN ${immutable} = 1 THEN 1 ELSE immutable END, \
                      expires_at = CASE WHEN ${immutable} = 1 THEN ${expires} \
                      WHEN immutable = 1 THEN expires_at ELSE COALESCE(${expires}, expires_at) END \
-                     WHERE {live} AND manifest_digest = $2 AND {unexpired} AND {{guard}}"
+                     WHERE {live} AND manifest_digest = $2 AND {unexpired} AND {guard}"
                 )
             },
             options(),
         ));
         // Another manifest, or this one expired: the row ends now, or at its expiry.
         statements.push(guard.statement(
-            |_| {
+            |_, guard| {
                 format!(
                     "UPDATE tags SET end_at = CASE WHEN expires_at IS NOT NULL AND expires_at <= $3 \
                      THEN expires_at ELSE $3 END \
-                     WHERE {live} AND NOT (manifest_digest = $2 AND {unexpired}) AND {{guard}}"
+                     WHERE {live} AND NOT (manifest_digest = $2 AND {unexpired}) AND {guard}"
                 )
             },
             vec![],
         ));
         statements.push(guard.statement(
-            |n| {
+            |n, guard| {
                 format!(
                     "INSERT INTO tags (repository_id, name, manifest_digest, start_at, \
                      expires_at, immutable) SELECT {REPOSITORY}, {tag}, $2, $3, {} \
-                     WHERE NOT EXISTS (SELECT 1 FROM tags WHERE {live}) AND {{guard}}",
+                     WHERE NOT EXISTS (SELECT 1 FROM tags WHERE {live}) AND {guard}",
                     placeholders(n, 2)
                 )
             },
             options(),
         ));
     }
-    statements.push(guard.statement(|_| "SELECT 1 WHERE {guard}".to_owned(), vec![]));
+    statements.push(guard.statement(|_, guard| format!("SELECT 1 WHERE {guard}"), vec![]));
     Some(statements)
 }
 
@@ -200,10 +200,10 @@ impl Guard {
         }
     }
 
-    /// A statement whose text `sql(n)` has its own parameters from `$n`, bound to `own`, and
-    /// the guard where it says `{guard}`.
-    fn statement(&self, sql: impl FnOnce(usize) -> String, own: Vec<Value>) -> Statement {
-        let sql = sql(self.values.len() + 1).replace("{guard}", &self.sql);
+    /// A statement whose text `sql(n, guard)` carries the guard and has its own parameters
+    /// from `$n`, bound to `own`.
+    fn statement(&self, sql: impl FnOnce(usize, &str) -> String, own: Vec<Value>) -> Statement {
+        let sql = sql(self.values.len() + 1, &self.sql);
         let mut values = self.values.clone();
         values.extend(own);
         Statement::new(sql, values)
