@@ -42,6 +42,14 @@ impl Statement {
             values: values.into(),
         }
     }
+
+    /// The statement as a query of its own, its values bound.
+    pub(crate) fn query(&self) -> Query<'_> {
+        let query = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_ref()));
+        self.values
+            .iter()
+            .fold(query, |query, value| bind(query, value.clone()))
+    }
 }
 
 /// Runs `statements` as one SQLite transaction on a connection of `pool` (the single writer),
@@ -82,11 +90,7 @@ pub(crate) async fn run_each(
 ) -> Result<Vec<AnyRow>, MetaError> {
     let mut rows = Vec::new();
     for statement in statements {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_ref()));
-        for value in &statement.values {
-            query = bind(query, value.clone());
-        }
-        rows.extend(query.fetch_all(&mut **tx).await?);
+        rows.extend(statement.query().fetch_all(&mut **tx).await?);
     }
     Ok(rows)
 }

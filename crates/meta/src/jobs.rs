@@ -175,8 +175,13 @@ macro_rules! insert_job {
 
 /// `job` enqueued at `now`, as a statement of a batch.
 pub(crate) fn enqueue_statement(job: &NewJob<'_>, now: i64) -> Statement {
+    insert_job_statement(insert_job!(), job, now)
+}
+
+/// `sql` (`insert_job!()`, maybe with a `RETURNING` clause) with `job`'s values at `now`.
+fn insert_job_statement(sql: &'static str, job: &NewJob<'_>, now: i64) -> Statement {
     Statement::new(
-        insert_job!(),
+        sql,
         [
             Text(job.kind.to_owned()),
             Text(job.payload.to_owned()),
@@ -191,14 +196,8 @@ pub(crate) fn enqueue_statement(job: &NewJob<'_>, now: i64) -> Statement {
 #[async_trait::async_trait]
 impl JobStore for SqlMetaStore {
     async fn enqueue(&self, job: NewJob<'_>) -> Result<Option<i64>, MetaError> {
-        let now = now_millis();
-        let row = sqlx::query(concat!(insert_job!(), " RETURNING id"))
-            .bind(job.kind)
-            .bind(job.payload)
-            .bind(job.unique_key)
-            .bind(i64::from(job.max_attempts.max(1)))
-            .bind(job.run_after)
-            .bind(now)
+        let row = insert_job_statement(concat!(insert_job!(), " RETURNING id"), &job, now_millis())
+            .query()
             .fetch_optional(&self.write)
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
