@@ -2,9 +2,15 @@
 //! and qualifiers at `.`, `-` and digit/letter boundaries, `-` and boundaries opening a
 //! sub-list; qualifiers rank `alpha` < `beta` < `milestone` < `rc` = `cr` < `snapshot` <
 //! release (`""`, `ga`, `final`, `release`) < `sp` < anything else (alphabetically);
-//! trailing zeros and release qualifiers do not count (`1.0` = `1` = `1-ga`). One deviation:
-//! a sub-list against a qualifier compares by the list's first item, where Maven ranks the
-//! list higher outright, which makes Maven's order intransitive on odd inputs.
+//! trailing zeros and release qualifiers do not count (`1.0` = `1` = `1-ga`).
+//!
+//! Maven compares item by item, and its rules are not transitive on odd inputs: a zero
+//! equals the padding of a shorter version yet ranks above every qualifier and sub-list,
+//! while the padding ranks below `sp` (`p` < `.alpha0` < `-` < `p`). Here each position
+//! of the flattened version gets a key whose first part is how the rest of the version
+//! compares with padding; versions then compare key by key. A lexicographic order over
+//! totally ordered keys is transitive by construction, and where Maven is consistent —
+//! every case its own test suite lists — the answers are Maven's.
 
 use std::cmp::Ordering;
 
@@ -56,47 +62,106 @@ impl Item {
             Item::List(l) => l.is_empty(),
         }
     }
+}
 
-    /// Compares with another item, `None` standing for a missing one (padding).
-    fn cmp_to(&self, other: Option<&Item>) -> Ordering {
-        match (self, other) {
-            (Item::Int(n), None) => (!n.is_empty()).cmp(&false),
-            (Item::Int(a), Some(Item::Int(b))) => cmp_digits(a, b),
-            (Item::Int(_), Some(_)) => Ordering::Greater,
-            (Item::Str(s), None) => qualifier_rank(s).as_str().cmp(RELEASE),
-            (Item::Str(_), Some(Item::Int(_))) => Ordering::Less,
-            (Item::Str(a), Some(Item::Str(b))) => qualifier_rank(a).cmp(&qualifier_rank(b)),
-            (Item::Str(_), Some(l @ Item::List(_))) => l.cmp_to(Some(self)).reverse(),
-            // The whole list against padding, not only its first item (Maven's MNG-6964):
-            // looking at the first alone breaks transitivity.
-            (Item::List(l), None) => l
-                .iter()
-                .map(|i| i.cmp_to(None))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal),
-            (Item::List(_), Some(Item::Int(_))) => Ordering::Less,
-            // Maven ranks any list above any qualifier, which is not transitive once lists
-            // compare with padding by content ("sp" < "-alpha" < "-" < "sp"); comparing the
-            // list's first item keeps `1-1` > `1-sp` and makes the order total.
-            (Item::List(l), Some(s @ Item::Str(_))) => match l.first() {
-                Some(first) => first.cmp_to(Some(s)),
-                None => s.cmp_to(None).reverse(),
-            },
-            (Item::List(a), Some(Item::List(b))) => {
-                for i in 0..a.len().max(b.len()) {
-                    let o = match (a.get(i), b.get(i)) {
-                        (Some(x), y) => x.cmp_to(y),
-                        (None, Some(y)) => y.cmp_to(None).reverse(),
-                        (None, None) => Ordering::Equal,
-                    };
-                    if o.is_ne() {
-                        return o;
-                    }
-                }
-                Ordering::Equal
+/// A number without leading zeros, ordered by value.
+#[derive(Debug, PartialEq, Eq)]
+struct Number(String);
+
+impl Ord for Number {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_digits(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What one item is worth against another at the same position, declared from lowest to
+/// highest: Maven ranks numbers above sub-lists above qualifiers. A sub-list is known by
+/// its first item and how deep it opens (`opens`).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Worth {
+    /// A qualifier, or a sub-list starting with one: by rank, a sub-list above the bare
+    /// qualifier (`1-sp-1` > `1.sp1`).
+    Qualifier {
+        rank: String,
+        opens: usize,
+    },
+    /// A sub-list starting with a number: a deeper one is lower (`1--1` < `1-1`).
+    ListNumber {
+        opens: std::cmp::Reverse<usize>,
+        number: Number,
+    },
+    Number(Number),
+}
+
+/// One position of a flattened version: how the rest of the version from here compares
+/// with padding, then what the item is worth. Padding itself is `Key::PAD`.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    against_padding: Ordering,
+    worth: Option<Worth>,
+}
+
+impl Key {
+    const PAD: Key = Key {
+        against_padding: Ordering::Equal,
+        worth: None,
+    };
+}
+
+/// The version's items in order, each as how it compares with padding on its own and
+/// what it is worth, given the number of sub-lists opening right before it. A sub-list is
+/// always its parent's last item, so flattening loses nothing.
+fn flatten(list: Vec<Item>, mut opens: usize, out: &mut Vec<(Ordering, Worth)>) {
+    for item in list {
+        match item {
+            Item::List(inner) => flatten(inner, opens + 1, out),
+            Item::Int(n) => {
+                let own = (!n.is_empty()).cmp(&false);
+                let number = Number(n);
+                out.push(if opens == 0 {
+                    (own, Worth::Number(number))
+                } else {
+                    let opens = std::cmp::Reverse(opens);
+                    (own, Worth::ListNumber { opens, number })
+                });
+            }
+            Item::Str(q) => {
+                let rank = qualifier_rank(&q);
+                out.push((rank.as_str().cmp(RELEASE), Worth::Qualifier { rank, opens }));
             }
         }
+        opens = 0;
     }
+}
+
+fn keys(version: &str) -> Vec<Key> {
+    let mut items = Vec::new();
+    flatten(parse(version), 0, &mut items);
+    // From the end: how the rest compares with padding is decided by its first item that
+    // does not equal padding (a zero or a release qualifier does).
+    let mut rest = Ordering::Equal;
+    let mut keys: Vec<Key> = items
+        .into_iter()
+        .rev()
+        .map(|(own, worth)| {
+            if own.is_ne() {
+                rest = own;
+            }
+            // Whatever equals padding is padding, whatever it is worth otherwise.
+            Key {
+                against_padding: rest,
+                worth: rest.is_ne().then_some(worth),
+            }
+        })
+        .collect();
+    keys.reverse();
+    keys
 }
 
 /// Drops trailing null items, looking past non-null sub-lists as Maven does.
@@ -112,7 +177,8 @@ fn normalize(list: &mut Vec<Item>) {
     }
 }
 
-fn parse(version: &str) -> Item {
+/// The version's items; sub-lists are nested as `Item::List`.
+fn parse(version: &str) -> Vec<Item> {
     let v = version.trim().to_ascii_lowercase();
     // The open lists, innermost last; each is attached to its parent when closed.
     let mut stack: Vec<Vec<Item>> = vec![Vec::new()];
@@ -170,11 +236,19 @@ fn parse(version: &str) -> Item {
     }
     let mut root = stack.pop().unwrap_or_default();
     normalize(&mut root);
-    Item::List(root)
+    root
 }
 
 pub fn compare(a: &str, b: &str) -> Ordering {
-    parse(a).cmp_to(Some(&parse(b)))
+    let (a, b) = (keys(a), keys(b));
+    (0..a.len().max(b.len()))
+        .map(|i| {
+            a.get(i)
+                .unwrap_or(&Key::PAD)
+                .cmp(b.get(i).unwrap_or(&Key::PAD))
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 #[cfg(test)]

@@ -90,14 +90,22 @@ mod tests {
     /// Triples the property test once found out of order.
     #[test]
     fn transitive_regressions() {
-        let mut v = ["p", "-alpha0", "-"];
-        for s in SCHEMES {
-            v.sort_by(|x, y| s.compare(x, y));
-            assert!(s.compare(v[0], v[2]).is_le(), "{s:?} {v:?}");
-            assert!(
-                s.compare(v[0], v[1]).is_le() && s.compare(v[1], v[2]).is_le(),
-                "{s:?} {v:?}"
-            );
+        for triple in [
+            ["p", "-alpha0", "-"],
+            // Maven's zero against padding and qualifiers, and against sub-lists.
+            ["p", ".alpha0", "-"],
+            [".alpha0", "-1", ""],
+            ["2.0.alpha1", "2", "2-1"],
+        ] {
+            for s in SCHEMES {
+                let mut v = triple;
+                v.sort_by(|x, y| s.compare(x, y));
+                assert!(s.compare(v[0], v[2]).is_le(), "{s:?} {v:?}");
+                assert!(
+                    s.compare(v[0], v[1]).is_le() && s.compare(v[1], v[2]).is_le(),
+                    "{s:?} {v:?}"
+                );
+            }
         }
     }
 
