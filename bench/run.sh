@@ -19,5 +19,7 @@ if command -v wrk >/dev/null && [ -z "${NO_WRK:-}" ]; then
     --user admin --password "$BULWARK_ADMIN_PASSWORD" | tee "$OUT/wrk.md"
 fi
 bench/pull_ceiling.sh http://127.0.0.1:5102 http://127.0.0.1:5101 "$OUT/ceiling" | tee "$OUT/ceiling.md"
+bench/client_ceiling.sh http://127.0.0.1:5102 http://127.0.0.1:5101 "$OUT/client-ceiling" |
+  tee "$OUT/client-ceiling.md"
 echo "bulwark peak RSS over the whole run (VmHWM): $(grep VmHWM /proc/$bulwark_pid/status)"
 echo "results in $OUT"
