@@ -4,7 +4,7 @@
  * TCP_NOTSENT_LOWAT Bulwark sets); POST answers 202 with a Location; PUT reads the body,
  * hashes it with SHA-256, writes it to DIR/upload, fsyncs it and answers 201 with the
  * digest, which is what a registry must do at least before it acknowledges a blob.
- * Usage: ideal_server PORT FILE DIGEST DIR. Bench code: headers are assumed to fit 64 KiB. */
+ * Usage: ideal_server PORT FILE DIGEST DIR. Bench code: a request head must fit 64 KiB. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -34,16 +34,19 @@ static int write_all(int fd, const char *p, size_t n) {
 static int serve_get(int c) {
   int f = open(file, O_RDONLY);
   struct stat st;
-  if (f < 0 || fstat(f, &st) < 0) return -1;
+  if (f < 0) return -1;
+  off_t off = 0;
+  st.st_size = -1;
   char head[512];
+  if (fstat(f, &st) < 0) goto done;
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 200 OK\r\nContent-Length: %lld\r\nDocker-Content-Digest: %s\r\n"
                    "Content-Type: application/octet-stream\r\n\r\n",
                    (long long)st.st_size, file_digest);
-  if (write_all(c, head, (size_t)n) < 0) return -1;
-  off_t off = 0;
+  if (write_all(c, head, (size_t)n) < 0) goto done;
   while (off < st.st_size)
     if (sendfile(c, f, &off, (size_t)(st.st_size - off)) <= 0) break;
+done:
   close(f);
   return off == st.st_size ? 0 : -1;
 }
@@ -52,30 +55,32 @@ static int serve_get(int c) {
 static int serve_put(int c, char *buf, size_t cap, const char *body, long have, long length) {
   char path[4096], hex[65], head[512];
   snprintf(path, sizeof path, "%s/upload", dir);
-  int f = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int f = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600), status = -1;
   if (f < 0) return -1;
   EVP_MD_CTX *h = EVP_MD_CTX_new();
   EVP_DigestInit_ex(h, EVP_sha256(), NULL);
   EVP_DigestUpdate(h, body, (size_t)have);
-  if (write_all(f, body, (size_t)have) < 0) return -1;
+  if (write_all(f, body, (size_t)have) < 0) goto done;
   for (long left = length - have; left > 0;) {
     ssize_t r = read(c, buf, left < (long)cap ? (size_t)left : cap);
-    if (r <= 0) return -1;
+    if (r <= 0) goto done;
     EVP_DigestUpdate(h, buf, (size_t)r);
-    if (write_all(f, buf, (size_t)r) < 0) return -1;
+    if (write_all(f, buf, (size_t)r) < 0) goto done;
     left -= r;
   }
   unsigned char md[32];
   EVP_DigestFinal_ex(h, md, NULL);
-  EVP_MD_CTX_free(h);
-  fsync(f);
-  close(f);
+  if (fsync(f) < 0) goto done;
   for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 201 Created\r\nLocation: /v2/ideal/blobs/sha256:%s\r\n"
                    "Docker-Content-Digest: sha256:%s\r\nContent-Length: 0\r\n\r\n",
                    hex, hex);
-  return write_all(c, head, (size_t)n);
+  status = write_all(c, head, (size_t)n);
+done:
+  EVP_MD_CTX_free(h);
+  close(f);
+  return status;
 }
 
 static void *connection(void *arg) {
