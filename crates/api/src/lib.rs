@@ -13,12 +13,15 @@ mod token;
 mod v2;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bulwark_auth::{Accounts, Authenticator};
 use bulwark_meta::JobStore;
@@ -45,6 +48,8 @@ pub struct AppState {
     action_log: Option<Arc<dyn bulwark_meta::AuditStore>>,
     /// Vulnerability scanning, for the security routes; `None` answers them 404.
     security: Option<Arc<bulwark_security::Security>>,
+    /// How long a request body may send nothing before the request is aborted.
+    body_idle_timeout: Duration,
 }
 
 impl AppState {
@@ -68,6 +73,7 @@ impl AppState {
             request_ids: Arc::default(),
             action_log: None,
             security: None,
+            body_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -82,6 +88,12 @@ impl AppState {
     /// Serves the action log's search routes from `store`.
     pub fn with_security(mut self, security: Arc<bulwark_security::Security>) -> Self {
         self.security = Some(security);
+        self
+    }
+
+    /// Aborts requests whose body sends nothing for `timeout` (default 60 s).
+    pub fn with_body_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.body_idle_timeout = timeout;
         self
     }
 
@@ -135,9 +147,28 @@ pub fn router(state: AppState) -> Router {
         .merge(management::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            abort_idle_bodies,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Makes a request body fail once it has sent nothing for the body idle timeout. The
+/// handler sees a broken body, as when the client disconnects: a stalled client would
+/// otherwise hold its connection, and an upload it was writing, for ever.
+async fn abort_idle_bodies(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let timeout = state.body_idle_timeout;
+    let req = req.map(|body| {
+        if body.is_end_stream() {
+            body
+        } else {
+            Body::new(tower_http::timeout::TimeoutBody::new(timeout, body))
+        }
+    });
+    next.run(req).await
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {

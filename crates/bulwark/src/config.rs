@@ -122,6 +122,13 @@ pub struct Limits {
     pub upload_ttl_secs: u64,
     /// Largest page of tags or repositories in one response.
     pub max_page: u32,
+    /// Seconds a connection has to send a request's head, counted from when it opens or
+    /// its previous response ends: silent or slow clients, and connections idle between
+    /// requests, are closed after it.
+    pub head_timeout_secs: u64,
+    /// Seconds a request body may send nothing before the request is aborted (an upload
+    /// from a stalled client would otherwise hold its connection for ever).
+    pub body_idle_timeout_secs: u64,
 }
 
 /// Background jobs on this node.
@@ -371,6 +378,8 @@ impl Default for Config {
                 max_blob_bytes: limits.max_blob_bytes,
                 upload_ttl_secs: limits.upload_ttl.as_secs(),
                 max_page: limits.max_page,
+                head_timeout_secs: 30,
+                body_idle_timeout_secs: 60,
             },
             log: Log {
                 level: "info".into(),

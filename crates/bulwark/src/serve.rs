@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-use crate::sockets::TunedSockets;
+use crate::sockets::{FirstBytesDeadline, TunedSockets};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
@@ -39,13 +39,23 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// (650 `mmap`/`munmap` pairs and some 65,000 page faults per 256 MiB pushed).
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
 
-/// `server` with the HTTP settings every listener shares.
-fn with_http_settings<Acceptor>(
-    mut server: axum_server::Server<std::net::SocketAddr, Acceptor>,
-) -> axum_server::Server<std::net::SocketAddr, Acceptor> {
+/// A listener on `listen` with what every listener shares: connections accepted by `inner`
+/// (plain or TLS) under the deadline for their first bytes, then hyper's header timeout,
+/// which also closes a connection idle between requests for as long, and the read buffer.
+fn listener<Inner>(
+    listen: std::net::SocketAddr,
+    inner: Inner,
+    head_timeout: Duration,
+    handle: axum_server::Handle<std::net::SocketAddr>,
+) -> axum_server::Server<std::net::SocketAddr, FirstBytesDeadline<Inner>> {
+    let mut server = axum_server::bind(listen)
+        .acceptor(FirstBytesDeadline::new(inner, head_timeout))
+        .handle(handle);
     server
         .http_builder()
         .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(head_timeout)
         .max_buf_size(HTTP1_READ_BUFFER);
     server
 }
@@ -248,7 +258,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .enabled
             .then(|| meta.clone() as Arc<dyn bulwark_meta::AuditStore>),
     )
-    .with_security(security.clone());
+    .with_security(security.clone())
+    .with_body_idle_timeout(Duration::from_secs(
+        config.limits.body_idle_timeout_secs.max(1),
+    ));
     let app =
         bulwark_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
@@ -268,6 +281,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut jobs = crate::logs::jobs(runner, &config.audit, meta.clone(), keys).start(jobs_stopped);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let head_timeout = Duration::from_secs(config.limits.head_timeout_secs.max(1));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), stop_jobs, grace));
     let announce = {
@@ -296,22 +310,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                     .await
                     .context("loading the TLS certificate and key")?;
-            with_http_settings(
-                axum_server::bind(config.listen)
-                    .acceptor(RustlsAcceptor::new(tls_config).acceptor(TunedSockets))
-                    .handle(handle),
-            )
-            .serve(app)
-            .await?
+            let tls = RustlsAcceptor::new(tls_config).acceptor(TunedSockets);
+            listener(config.listen, tls, head_timeout, handle)
+                .serve(app)
+                .await?
         }
         None => {
-            with_http_settings(
-                axum_server::bind(config.listen)
-                    .acceptor(TunedSockets)
-                    .handle(handle),
-            )
-            .serve(app)
-            .await?
+            listener(config.listen, TunedSockets, head_timeout, handle)
+                .serve(app)
+                .await?
         }
     }
     // Jobs in hand get what is left of the grace period.

@@ -1,7 +1,7 @@
 //! Operating the binary: configuration, health and metrics endpoints, request ids, TLS,
 //! purging of abandoned uploads, and the data-directory lock.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bulwark_testkit::{ADMIN_PASSWORD, TestServer};
@@ -162,6 +162,7 @@ fn serves_tls_when_a_certificate_is_configured() {
         &[
             ("BULWARK_TLS__CERT", cert.to_str().unwrap()),
             ("BULWARK_TLS__KEY", key.to_str().unwrap()),
+            ("BULWARK_LIMITS__HEAD_TIMEOUT_SECS", "1"),
         ],
     );
     assert!(server.url.starts_with("https://"), "{}", server.url);
@@ -193,6 +194,28 @@ fn serves_tls_when_a_certificate_is_configured() {
         .output()
         .expect("curl");
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    // A client that completes the handshake, then sends nothing, is closed after the head
+    // timeout (s_client exits when the server closes; its input stays open meanwhile).
+    let connected = Instant::now();
+    let mut silent = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &server.host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    while silent.try_wait().unwrap().is_none() {
+        if connected.elapsed() > Duration::from_secs(10) {
+            silent.kill().unwrap();
+            panic!("a silent TLS connection stayed open");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let closed = connected.elapsed();
+    assert!(
+        closed >= Duration::from_millis(900) && closed < Duration::from_secs(5),
+        "closed after {closed:?}"
+    );
 }
 
 #[tokio::test]
