@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod idle_body;
 mod jobs;
 mod management;
 mod metrics;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -161,14 +161,8 @@ pub fn router(state: AppState) -> Router {
 /// otherwise hold its connection, and an upload it was writing, for ever.
 async fn abort_idle_bodies(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let timeout = state.body_idle_timeout;
-    let req = req.map(|body| {
-        if body.is_end_stream() {
-            body
-        } else {
-            Body::new(tower_http::timeout::TimeoutBody::new(timeout, body))
-        }
-    });
-    next.run(req).await
+    next.run(req.map(|body| idle_body::IdleTimeout::wrap(body, timeout)))
+        .await
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
