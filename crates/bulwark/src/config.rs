@@ -129,6 +129,9 @@ pub struct Limits {
     /// Seconds a request body may send nothing before the request is aborted (an upload
     /// from a stalled client would otherwise hold its connection for ever).
     pub body_idle_timeout_secs: u64,
+    /// Seconds a response may wait for the client to take data before the connection is
+    /// closed (a client that stops reading would otherwise hold it for ever).
+    pub send_timeout_secs: u64,
 }
 
 /// Background jobs on this node.
@@ -380,6 +383,7 @@ impl Default for Config {
                 max_page: limits.max_page,
                 head_timeout_secs: 30,
                 body_idle_timeout_secs: 60,
+                send_timeout_secs: 60,
             },
             log: Log {
                 level: "info".into(),

@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-use crate::sockets::{FirstBytesDeadline, TunedSockets};
+use crate::sockets::{ConnectionTimeouts, TunedSockets};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
@@ -39,17 +39,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// (650 `mmap`/`munmap` pairs and some 65,000 page faults per 256 MiB pushed).
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
 
-/// A listener on `listen` with what every listener shares: connections accepted by `inner`
-/// (plain or TLS) under the deadline for their first bytes, then hyper's header timeout,
-/// which also closes a connection idle between requests for as long, and the read buffer.
+/// The listener `config` asks for, with what every listener shares: connections accepted by
+/// `inner` (plain or TLS) under [`ConnectionTimeouts`], hyper's header timeout (which also
+/// closes a connection idle between requests for as long) and its read buffer.
 fn listener<Inner>(
-    listen: std::net::SocketAddr,
+    config: &Config,
     inner: Inner,
-    head_timeout: Duration,
     handle: axum_server::Handle<std::net::SocketAddr>,
-) -> axum_server::Server<std::net::SocketAddr, FirstBytesDeadline<Inner>> {
-    let mut server = axum_server::bind(listen)
-        .acceptor(FirstBytesDeadline::new(inner, head_timeout))
+) -> axum_server::Server<std::net::SocketAddr, ConnectionTimeouts<Inner>> {
+    let head_timeout = Duration::from_secs(config.limits.head_timeout_secs.max(1));
+    let send_timeout = Duration::from_secs(config.limits.send_timeout_secs.max(1));
+    let mut server = axum_server::bind(config.listen)
+        .acceptor(ConnectionTimeouts::new(inner, head_timeout, send_timeout))
         .handle(handle);
     server
         .http_builder()
@@ -281,7 +282,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut jobs = crate::logs::jobs(runner, &config.audit, meta.clone(), keys).start(jobs_stopped);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let head_timeout = Duration::from_secs(config.limits.head_timeout_secs.max(1));
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), stop_jobs, grace));
     let announce = {
@@ -311,15 +311,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .await
                     .context("loading the TLS certificate and key")?;
             let tls = RustlsAcceptor::new(tls_config).acceptor(TunedSockets);
-            listener(config.listen, tls, head_timeout, handle)
-                .serve(app)
-                .await?
+            listener(&config, tls, handle).serve(app).await?
         }
-        None => {
-            listener(config.listen, TunedSockets, head_timeout, handle)
-                .serve(app)
-                .await?
-        }
+        None => listener(&config, TunedSockets, handle).serve(app).await?,
     }
     // Jobs in hand get what is left of the grace period.
     if tokio::time::timeout(grace, async { while jobs.join_next().await.is_some() {} })

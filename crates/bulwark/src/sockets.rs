@@ -1,4 +1,4 @@
-//! Options set on every accepted connection, and the deadline for its first bytes.
+//! Options set on every accepted connection, and the timeouts hyper does not keep.
 
 use std::future::{Future, Ready};
 use std::io;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Unsent bytes a connection may queue in the kernel before a write waits.
 ///
@@ -67,60 +67,104 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
 /// connection preface. Every HTTP/1.1 request head is longer (it must carry `Host`).
 const PROTOCOL_SNIFF_BYTES: usize = 24;
 
-/// Closes a connection that has not sent its first [`PROTOCOL_SNIFF_BYTES`] bytes within
-/// `timeout` of being accepted (after the inner acceptor's TLS handshake, which has its own
-/// timeout). hyper's header timeout covers an HTTP/1 head and the wait for the next one, but
-/// only once hyper knows the protocol: until then it reads without a timer, and a client
-/// that sends nothing, or part of a preface, would hold its connection for ever.
+/// The timeouts of a connection that hyper's own do not cover, put on every connection the
+/// inner acceptor (plain or TLS, whose handshake has its own timeout) hands over:
+/// - `head`: the connection must send its first [`PROTOCOL_SNIFF_BYTES`] bytes within it.
+///   hyper's header timeout covers an HTTP/1 head and the wait for the next one, but only
+///   once hyper knows the protocol: until then it reads without a timer, and a client that
+///   sends nothing, or part of a preface, would hold its connection for ever.
+/// - `send`: a write may wait at most this long for the client to take data. A client
+///   that stops reading a response (a slow-read attack, or a peer gone without a word)
+///   would otherwise hold the connection, and the response's buffers, for ever.
 #[derive(Clone, Debug)]
-pub struct FirstBytesDeadline<A> {
+pub struct ConnectionTimeouts<A> {
     inner: A,
-    timeout: Duration,
+    head: Duration,
+    send: Duration,
 }
 
-impl<A> FirstBytesDeadline<A> {
-    pub fn new(inner: A, timeout: Duration) -> Self {
-        FirstBytesDeadline { inner, timeout }
+impl<A> ConnectionTimeouts<A> {
+    pub fn new(inner: A, head: Duration, send: Duration) -> Self {
+        ConnectionTimeouts { inner, head, send }
     }
 }
 
-impl<A, S> Accept<TcpStream, S> for FirstBytesDeadline<A>
+impl<A, S> Accept<TcpStream, S> for ConnectionTimeouts<A>
 where
     A: Accept<TcpStream, S>,
     A::Future: Send + 'static,
 {
-    type Stream = Deadlined<A::Stream>;
+    type Stream = TimedConnection<A::Stream>;
     type Service = A::Service;
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, A::Service)>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let accepted = self.inner.accept(stream, service);
-        let timeout = self.timeout;
+        let (head, send) = (self.head, self.send);
         Box::pin(async move {
             let (stream, service) = accepted.await?;
-            let deadline = Some(Box::pin(tokio::time::sleep(timeout)));
-            Ok((
-                Deadlined {
-                    inner: stream,
-                    deadline,
-                    received: 0,
-                },
-                service,
-            ))
+            let connection = TimedConnection {
+                inner: stream,
+                head_deadline: Some(Box::pin(tokio::time::sleep(head))),
+                received: 0,
+                send_timeout: send,
+                write_waiting_since: None,
+                send_timer: None,
+            };
+            Ok((connection, service))
         })
     }
 }
 
-/// A connection under [`FirstBytesDeadline`]: reads fail with `TimedOut` once the deadline
-/// passes before the first bytes arrived; afterwards it is the inner stream unchanged.
-pub struct Deadlined<S> {
+/// A connection under [`ConnectionTimeouts`]: its reads fail with `TimedOut` if the first
+/// bytes do not come in time, its writes if one waits longer than the send timeout.
+pub struct TimedConnection<S> {
     inner: S,
     /// Until the first bytes arrived.
-    deadline: Option<Pin<Box<Sleep>>>,
+    head_deadline: Option<Pin<Box<Sleep>>>,
     received: usize,
+    send_timeout: Duration,
+    /// When the write now waiting first found the client's window closed.
+    write_waiting_since: Option<Instant>,
+    /// Armed at the first wait and moved on only when it fires, so a connection whose
+    /// writes wait briefly and often (any large response) costs no timer work per wait.
+    send_timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Deadlined<S> {
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what)
+}
+
+impl<S> TimedConnection<S> {
+    /// Passes on what a write-side call returned, failing it once it has waited for the
+    /// client longer than the send timeout.
+    fn guard_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_waiting_since = None;
+            return polled;
+        }
+        let since = *self.write_waiting_since.get_or_insert_with(Instant::now);
+        let deadline = since + self.send_timeout;
+        let timer = self
+            .send_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= deadline {
+                return Poll::Ready(Err(timed_out(
+                    "the client took no data within the send timeout",
+                )));
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TimedConnection<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -129,19 +173,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlined<S> {
         let this = &mut *self;
         let before = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Some(deadline) = &mut this.deadline {
+        if let Some(deadline) = &mut this.head_deadline {
             match read {
                 Poll::Ready(Ok(())) => {
                     this.received += buf.filled().len() - before;
                     if this.received >= PROTOCOL_SNIFF_BYTES {
-                        this.deadline = None;
+                        this.head_deadline = None;
                     }
                 }
                 Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no request within the head timeout",
-                    )));
+                    return Poll::Ready(Err(timed_out("no request within the head timeout")));
                 }
                 _ => {}
             }
@@ -150,13 +191,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlined<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlined<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for TimedConnection<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.guard_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -164,7 +206,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlined<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.guard_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -172,11 +215,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlined<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.guard_write(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.guard_write(cx, polled)
     }
 }
 
@@ -185,13 +230,13 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A connection accepted through [`FirstBytesDeadline`] and its client side.
-    async fn deadlined(timeout: Duration) -> (Deadlined<TcpStream>, TcpStream) {
+    /// A connection accepted through [`ConnectionTimeouts`] and its client side.
+    async fn timed(head: Duration, send: Duration) -> (TimedConnection<TcpStream>, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (accepted, client) = tokio::join!(listener.accept(), client);
         let (accepted, _) = accepted.unwrap();
-        let acceptor = FirstBytesDeadline::new(TunedSockets, timeout);
+        let acceptor = ConnectionTimeouts::new(TunedSockets, head, send);
         let (stream, ()) = acceptor.accept(accepted, ()).await.unwrap();
         (stream, client.unwrap())
     }
@@ -199,7 +244,8 @@ mod tests {
     #[tokio::test]
     async fn a_connection_silent_or_short_of_a_preface_times_out() {
         for sent in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
-            let (mut server, mut client) = deadlined(Duration::from_millis(200)).await;
+            let (mut server, mut client) =
+                timed(Duration::from_millis(200), Duration::from_secs(60)).await;
             client.write_all(sent).await.unwrap();
             let started = std::time::Instant::now();
             let mut buf = [0; 64];
@@ -217,8 +263,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_write_the_client_does_not_take_fails_after_the_send_timeout() {
+        let (mut server, _client) =
+            timed(Duration::from_secs(60), Duration::from_millis(200)).await;
+        let chunk = vec![0; 64 * 1024];
+        let mut blocked_at = None;
+        let err = loop {
+            let started = Instant::now();
+            if let Err(e) = server.write_all(&chunk).await {
+                break e;
+            }
+            blocked_at.get_or_insert(started);
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(blocked_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(200)));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_reads_slowly_is_not_cut_off() {
+        let (mut server, mut client) =
+            timed(Duration::from_secs(60), Duration::from_millis(300)).await;
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0; 64 * 1024];
+            let mut total = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match client.read(&mut buf).await.unwrap() {
+                    0 => break total,
+                    n => total += n,
+                }
+            }
+        });
+        server.write_all(&vec![1; 1 << 20]).await.unwrap();
+        server.shutdown().await.unwrap();
+        assert_eq!(reader.await.unwrap(), 1 << 20);
+    }
+
+    #[tokio::test]
     async fn the_deadline_lifts_once_the_protocol_can_be_told() {
-        let (mut server, mut client) = deadlined(Duration::from_millis(200)).await;
+        let (mut server, mut client) =
+            timed(Duration::from_millis(200), Duration::from_secs(60)).await;
         let head = b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n";
         client.write_all(head).await.unwrap();
         let mut buf = vec![0; head.len()];

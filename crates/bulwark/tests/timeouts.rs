@@ -1,6 +1,7 @@
 //! Slow and stalled clients. A connection must send a request head within the head timeout,
 //! counted from when it opens or its previous response ends; a request body may not go
-//! silent for longer than the body idle timeout. Both are one second here.
+//! silent for longer than the body idle timeout, nor a response wait longer than the send
+//! timeout for the client to read. All three are one second here.
 
 mod common;
 
@@ -14,12 +15,13 @@ fn registry() -> Registry {
     Registry::start_with_env(&[
         ("BULWARK_LIMITS__HEAD_TIMEOUT_SECS", "1"),
         ("BULWARK_LIMITS__BODY_IDLE_TIMEOUT_SECS", "1"),
+        ("BULWARK_LIMITS__SEND_TIMEOUT_SECS", "1"),
     ])
 }
 
 /// Reads until the server closes the connection (10 s at most): what it sent, and how long
 /// after `since` it closed.
-async fn until_closed(conn: &mut TcpStream, since: Instant) -> (String, Duration) {
+async fn until_closed(conn: &mut TcpStream, since: Instant) -> (Vec<u8>, Duration) {
     let mut got = Vec::new();
     let mut buf = [0; 4096];
     loop {
@@ -31,7 +33,7 @@ async fn until_closed(conn: &mut TcpStream, since: Instant) -> (String, Duration
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
-    (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
+    (got, since.elapsed())
 }
 
 /// Reads one response head (up to its blank line).
@@ -69,6 +71,7 @@ async fn connections_without_a_timely_request_head_are_closed() {
         conn.write_all(sent).await.unwrap();
         let (answer, after) = until_closed(&mut conn, opened).await;
         assert_closed_after_the_timeout(what, after);
+        let answer = String::from_utf8_lossy(&answer);
         assert!(
             !answer.contains(" 200 ") && !answer.contains(" 401 "),
             "{what}: {answer}"
@@ -143,6 +146,7 @@ async fn a_request_body_that_stalls_is_aborted_and_a_slow_one_is_not() {
     let stalled = Instant::now();
     let (answer, after) = until_closed(&mut conn, stalled).await;
     assert_closed_after_the_timeout("stalled body", after);
+    let answer = String::from_utf8_lossy(&answer);
     assert!(!answer.contains(" 202 "), "{answer}");
 
     // The session is as it was: a chunk that did not arrive whole is not recorded (an
@@ -164,4 +168,30 @@ async fn a_request_body_that_stalls_is_aborted_and_a_slow_one_is_not() {
         body(r.get(&format!("/v2/{REPO}/blobs/{digest}")).await).await,
         data
     );
+}
+
+#[tokio::test]
+async fn a_download_the_client_stops_reading_is_cut_off() {
+    let r = registry();
+    let data = bytes(9, 8 << 20);
+    let digest = r.push_blob(REPO, &data).await;
+    let mut conn = TcpStream::connect(r.host()).await.unwrap();
+    let request = format!(
+        "GET /v2/{REPO}/blobs/{digest} HTTP/1.1\r\nHost: registry\r\nAuthorization: {}\r\n\r\n",
+        bulwark_testkit::admin_basic_auth()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    // The client reads nothing for three seconds, then everything there is: what the
+    // kernel's buffers held when the server gave up, not the blob.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let resumed = Instant::now();
+    let (answer, _) = until_closed(&mut conn, resumed).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        answer.len() < data.len() / 2,
+        "{} of {} bytes arrived",
+        answer.len(),
+        data.len()
+    );
+    assert!(resumed.elapsed() < Duration::from_secs(2));
 }
