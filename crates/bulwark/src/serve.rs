@@ -40,8 +40,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
 
 /// The listener `config` asks for, with what every listener shares: connections accepted by
-/// `inner` (plain or TLS) under [`ConnectionTimeouts`], hyper's header timeout (which also
-/// closes a connection idle between requests for as long) and its read buffer.
+/// `inner` (plain or TLS) under [`ConnectionTimeouts`], hyper's HTTP/1 header timeout (which
+/// also closes a connection idle between requests for as long) and read buffer, and its
+/// HTTP/2 keep-alive pings.
 fn listener<Inner>(
     config: &Config,
     inner: Inner,
@@ -52,12 +53,19 @@ fn listener<Inner>(
     let mut server = axum_server::bind(config.listen)
         .acceptor(ConnectionTimeouts::new(inner, head_timeout, send_timeout))
         .handle(handle);
-    server
-        .http_builder()
+    let builder = server.http_builder();
+    builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout)
         .max_buf_size(HTTP1_READ_BUFFER);
+    // HTTP/2 has no header timeout: a connection that goes quiet is pinged, and closed when
+    // the ping is not answered (a peer gone without a word).
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(head_timeout)
+        .keep_alive_timeout(head_timeout);
     server
 }
 

@@ -89,6 +89,19 @@ async fn connections_without_a_timely_request_head_are_closed() {
     let (_, after) = until_closed(&mut conn, answered).await;
     assert_closed_after_the_timeout("idle keep-alive", after);
 
+    // HTTP/2 (prior knowledge): a peer that sends its preface and settings, then answers
+    // nothing, not even the server's pings, is closed.
+    let mut conn = TcpStream::connect(r.host()).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let opened = Instant::now();
+    let (_, after) = until_closed(&mut conn, opened).await;
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(8),
+        "an unanswering HTTP/2 peer closed after {after:?}"
+    );
+
     // A head sent in pieces, all within the timeout, is served.
     let mut conn = TcpStream::connect(r.host()).await.unwrap();
     for piece in [
