@@ -103,15 +103,7 @@ where
         let (head, send) = (self.head, self.send);
         Box::pin(async move {
             let (stream, service) = accepted.await?;
-            let connection = TimedConnection {
-                inner: stream,
-                head_deadline: Some(Box::pin(tokio::time::sleep(head))),
-                received: 0,
-                send_timeout: send,
-                write_waiting_since: None,
-                send_timer: None,
-            };
-            Ok((connection, service))
+            Ok((TimedConnection::new(stream, head, send), service))
         })
     }
 }
@@ -136,6 +128,17 @@ fn timed_out(what: &str) -> io::Error {
 }
 
 impl<S> TimedConnection<S> {
+    fn new(inner: S, head: Duration, send: Duration) -> Self {
+        TimedConnection {
+            inner,
+            head_deadline: Some(Box::pin(tokio::time::sleep(head))),
+            received: 0,
+            send_timeout: send,
+            write_waiting_since: None,
+            send_timer: None,
+        }
+    }
+
     /// Passes on what a write-side call returned, failing it once it has waited for the
     /// client longer than the send timeout.
     fn guard_write<T>(
@@ -279,24 +282,58 @@ mod tests {
         assert!(blocked_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(200)));
     }
 
-    #[tokio::test]
-    async fn a_client_that_reads_slowly_is_not_cut_off() {
-        let (mut server, mut client) =
-            timed(Duration::from_secs(60), Duration::from_millis(300)).await;
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0; 64 * 1024];
-            let mut total = 0;
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                match client.read(&mut buf).await.unwrap() {
-                    0 => break total,
-                    n => total += n,
-                }
+    /// A client that takes one byte each `gap`: writes to it wait that long in between.
+    struct SlowClient {
+        gap: Duration,
+        next: Pin<Box<Sleep>>,
+    }
+
+    impl SlowClient {
+        fn new(gap: Duration) -> Self {
+            SlowClient {
+                gap,
+                next: Box::pin(tokio::time::sleep(gap)),
             }
-        });
-        server.write_all(&vec![1; 1 << 20]).await.unwrap();
-        server.shutdown().await.unwrap();
-        assert_eq!(reader.await.unwrap(), 1 << 20);
+        }
+    }
+
+    impl AsyncWrite for SlowClient {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            std::task::ready!(self.next.as_mut().poll(cx));
+            let next = Instant::now() + self.gap;
+            self.next.as_mut().reset(next);
+            Poll::Ready(Ok(1))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_send_timeout_counts_each_wait_not_the_whole_response() {
+        let started = Instant::now();
+        // Five waits of 0.9 s, 4.5 s in all: never a second without progress.
+        let head = Duration::from_secs(60);
+        let send = Duration::from_secs(1);
+        let mut slow =
+            TimedConnection::new(SlowClient::new(Duration::from_millis(900)), head, send);
+        slow.write_all(b"12345").await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(4500));
+        // A wait of 2 s fails after one.
+        let started = Instant::now();
+        let mut stalled = TimedConnection::new(SlowClient::new(Duration::from_secs(2)), head, send);
+        let err = stalled.write_all(b"1").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), send);
     }
 
     #[tokio::test]

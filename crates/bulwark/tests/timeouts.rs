@@ -109,8 +109,8 @@ async fn connections_without_a_timely_request_head_are_closed() {
         b"Host: registry\r\n",
         b"\r\n",
     ] {
+        tokio::time::sleep(Duration::from_millis(150)).await;
         conn.write_all(piece).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let head = response_head(&mut conn).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
