@@ -264,16 +264,27 @@ impl Accounts {
         Ok(self.store().memberships(account_id).await?)
     }
 
-    pub async fn teams(&self, organization: &str) -> Result<Vec<Team>, AuthError> {
-        let org = self.organization(organization).await?;
-        Ok(self.store().teams(org.id).await?)
-    }
-
     async fn team_in(&self, org: &Account, team: &str) -> Result<Team, AuthError> {
         self.store()
             .team(org.id, team)
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("team {}", shown(team))))
+    }
+
+    /// An organization's teams, in name order, each with its members. Teams are read once
+    /// and their members by id, so a team deleted meanwhile shows with none rather than
+    /// failing the whole listing.
+    pub async fn teams_with_members(
+        &self,
+        organization: &str,
+    ) -> Result<Vec<(Team, Vec<Account>)>, AuthError> {
+        let org = self.organization(organization).await?;
+        let mut teams = Vec::new();
+        for team in self.store().teams(org.id).await? {
+            let members = self.store().team_members(team.id).await?;
+            teams.push((team, members));
+        }
+        Ok(teams)
     }
 
     /// A team and its members (users and robots).

@@ -295,12 +295,14 @@ async fn organizations_start_with_an_owners_team_holding_their_creator() {
         .await
         .unwrap();
     assert_eq!(org.kind, AccountKind::Organization);
-    let teams = env.accounts.teams("acme").await.unwrap();
+    let teams = env.accounts.teams_with_members("acme").await.unwrap();
     assert_eq!(teams.len(), 1);
+    let (owners, members) = &teams[0];
     assert_eq!(
-        (teams[0].name.as_str(), teams[0].role),
+        (owners.name.as_str(), owners.role),
         ("owners", TeamRole::Admin)
     );
+    assert_eq!(members, std::slice::from_ref(&alice));
     let (_, members) = env.accounts.team_members("acme", "owners").await.unwrap();
     assert_eq!(members, std::slice::from_ref(&alice));
     assert_eq!(

@@ -97,12 +97,13 @@ pub(crate) async fn create(
 
 /// Teams with their member counts, by name.
 async fn team_views(state: &AppState, org: &str) -> Result<Vec<TeamView>, Problem> {
-    let mut views = Vec::new();
-    for team in state.accounts.teams(org).await? {
-        let (team, members) = state.accounts.team_members(org, &team.name).await?;
-        views.push(team_view(team, members.len()));
-    }
-    Ok(views)
+    Ok(state
+        .accounts
+        .teams_with_members(org)
+        .await?
+        .into_iter()
+        .map(|(team, members)| team_view(team, members.len()))
+        .collect())
 }
 
 #[derive(Serialize)]

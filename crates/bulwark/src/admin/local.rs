@@ -111,12 +111,16 @@ impl Local {
     /// A team with its member count.
     async fn team(&self, org: &str, team: &str) -> Result<Team> {
         let (team, members) = self.accounts.team_members(org, team).await?;
-        Ok(Team {
-            name: team.name,
-            role: team.role,
-            description: team.description,
-            member_count: members.len(),
-        })
+        Ok(team_summary(team, members.len()))
+    }
+}
+
+fn team_summary(team: bulwark_meta::Team, member_count: usize) -> Team {
+    Team {
+        name: team.name,
+        role: team.role,
+        description: team.description,
+        member_count,
     }
 }
 
@@ -280,11 +284,11 @@ impl Backend for Local {
     }
 
     async fn teams(&self, org: &str) -> Result<Vec<Team>> {
-        let mut teams = Vec::new();
-        for team in self.accounts.teams(org).await? {
-            teams.push(self.team(org, &team.name).await?);
-        }
-        Ok(teams)
+        let teams = self.accounts.teams_with_members(org).await?;
+        Ok(teams
+            .into_iter()
+            .map(|(team, members)| team_summary(team, members.len()))
+            .collect())
     }
 
     async fn set_team(&self, org: &str, team: &str, role: TeamRole) -> Result<(Team, bool)> {
