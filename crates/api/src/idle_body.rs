@@ -1,4 +1,4 @@
-//! The request body's idle timeout.
+//! Idle timeouts: the request body's, and the timer the server's connections use too.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,15 +8,45 @@ use std::time::Duration;
 use axum::body::{Body, Bytes, HttpBody};
 use tokio::time::{Instant, Sleep};
 
-/// A request body that fails once it has sent nothing for `timeout`, as if the client had
-/// gone. Data arriving only moves a timestamp; the one timer is armed when the body first
-/// waits, and when it fires it is moved on to the last data's deadline unless that has
-/// passed, so a body that keeps data coming costs no timer work per frame.
+/// Tells when something has waited `timeout` since a moment the caller moves as progress
+/// is made. Progress costs no timer work: the one timer is armed at the first wait and,
+/// when it fires, moved on to the current deadline unless that has passed.
+pub struct IdleTimer {
+    timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    pub fn new(timeout: Duration) -> Self {
+        IdleTimer {
+            timeout,
+            timer: None,
+        }
+    }
+
+    /// Whether `timeout` has passed since `since`; if not, `cx` is woken when it may have.
+    pub fn poll_elapsed(&mut self, cx: &mut Context<'_>, since: Instant) -> bool {
+        let deadline = since + self.timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= deadline {
+                return true;
+            }
+            timer.as_mut().reset(deadline);
+        }
+        false
+    }
+}
+
+/// A request body that fails once it has sent nothing for the timeout, as if the client
+/// had gone. Data arriving only moves a timestamp, so a body that keeps data coming costs
+/// no timer work per frame.
 pub(crate) struct IdleTimeout {
     body: Body,
-    timeout: Duration,
     last_data: Instant,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: IdleTimer,
 }
 
 impl IdleTimeout {
@@ -27,9 +57,8 @@ impl IdleTimeout {
         }
         Body::new(IdleTimeout {
             body,
-            timeout,
             last_data: Instant::now(),
-            timer: None,
+            timer: IdleTimer::new(timeout),
         })
     }
 }
@@ -47,18 +76,11 @@ impl HttpBody for IdleTimeout {
             this.last_data = Instant::now();
             return Poll::Ready(frame);
         }
-        let deadline = this.last_data + this.timeout;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        while timer.as_mut().poll(cx).is_ready() {
-            if timer.deadline() >= deadline {
-                return Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the request body sent nothing within the body idle timeout",
-                )))));
-            }
-            timer.as_mut().reset(deadline);
+        if this.timer.poll_elapsed(cx, this.last_data) {
+            return Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body sent nothing within the body idle timeout",
+            )))));
         }
         Poll::Pending
     }

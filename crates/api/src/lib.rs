@@ -29,6 +29,7 @@ use bulwark_registry::Registry;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use error::ApiError;
+pub use idle_body::IdleTimer;
 pub use v2::ROUTES as REGISTRY_ROUTES;
 
 #[derive(Clone)]

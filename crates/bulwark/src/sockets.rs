@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum_server::accept::Accept;
+use bulwark_api::IdleTimer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -115,12 +116,11 @@ pub struct TimedConnection<S> {
     /// Until the first bytes arrived.
     head_deadline: Option<Pin<Box<Sleep>>>,
     received: usize,
-    send_timeout: Duration,
     /// When the write now waiting first found the client's window closed.
     write_waiting_since: Option<Instant>,
-    /// Armed at the first wait and moved on only when it fires, so a connection whose
-    /// writes wait briefly and often (any large response) costs no timer work per wait.
-    send_timer: Option<Pin<Box<Sleep>>>,
+    /// Writes wait briefly and often (any large response): this costs no timer work per
+    /// wait.
+    send_timer: IdleTimer,
 }
 
 fn timed_out(what: &str) -> io::Error {
@@ -133,9 +133,8 @@ impl<S> TimedConnection<S> {
             inner,
             head_deadline: Some(Box::pin(tokio::time::sleep(head))),
             received: 0,
-            send_timeout: send,
             write_waiting_since: None,
-            send_timer: None,
+            send_timer: IdleTimer::new(send),
         }
     }
 
@@ -151,17 +150,10 @@ impl<S> TimedConnection<S> {
             return polled;
         }
         let since = *self.write_waiting_since.get_or_insert_with(Instant::now);
-        let deadline = since + self.send_timeout;
-        let timer = self
-            .send_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        while timer.as_mut().poll(cx).is_ready() {
-            if timer.deadline() >= deadline {
-                return Poll::Ready(Err(timed_out(
-                    "the client took no data within the send timeout",
-                )));
-            }
-            timer.as_mut().reset(deadline);
+        if self.send_timer.poll_elapsed(cx, since) {
+            return Poll::Ready(Err(timed_out(
+                "the client took no data within the send timeout",
+            )));
         }
         Poll::Pending
     }
